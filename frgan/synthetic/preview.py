@@ -1,0 +1,92 @@
+"""Previews of a written set: a contact sheet (subjects x [neutral + expressions at apex])
+and one animated GIF per expression (a grid of subjects playing their first take)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import imageio.v2 as imageio
+import numpy as np
+
+from frgan.synthetic.writer import CARD_NAME, GROUND_TRUTH_NAME
+
+MAX_SHEET_SUBJECTS = 24
+GIF_SUBJECTS = 8
+LABEL_HEIGHT = 16
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(f"Cannot read preview source image {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _label(text: str, width: int) -> np.ndarray:
+    strip = np.full((LABEL_HEIGHT, width, 3), 255, np.uint8)
+    cv2.putText(strip, text, (2, LABEL_HEIGHT - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
+    return strip
+
+
+def _atomic_save(path: Path, write) -> Path:
+    tmp = path.with_name(f".tmp{os.getpid()}_{path.name}")
+    write(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def contact_sheet(root: Path, subjects: list, expressions: list) -> np.ndarray:
+    """Rows: subjects; columns: neutral (first frame) then each expression at its apex frame."""
+    rows = []
+    for subject in subjects:
+        cells = []
+        for index, expression in enumerate(expressions):
+            take = root / subject / expression / "take000"
+            with np.load(take / GROUND_TRUTH_NAME) as truth:
+                apex = int(truth["apex_frame"])
+            if index == 0:
+                cells.append(_read_rgb(take / "img_0000.jpg"))
+            cells.append(_read_rgb(take / f"img_{apex:04d}.jpg"))
+        rows.append(np.concatenate(cells, 1))
+    size = rows[0].shape[0]
+    header = np.concatenate([_label(name, size) for name in ["neutral", *expressions]], 1)
+    return np.concatenate([header, *rows], 0)
+
+
+def expression_gif_frames(root: Path, subjects: list, expression: str) -> list:
+    """Frames of a 2-row grid of subjects playing take000; shorter takes hold their last frame."""
+    clips = []
+    for subject in subjects:
+        take = root / subject / expression / "take000"
+        clips.append([_read_rgb(p) for p in sorted(take.glob("img_*.jpg"))])
+    length = max(len(c) for c in clips)
+    columns = -(-len(clips) // 2) if len(clips) > 1 else 1
+    blank = np.zeros_like(clips[0][0])
+    frames = []
+    for t in range(length):
+        tiles = [c[min(t, len(c) - 1)] for c in clips] + [blank] * (columns * 2 - len(clips))
+        rows = [np.concatenate(tiles[r * columns : (r + 1) * columns], 1) for r in range(len(tiles) // columns)]
+        frames.append(np.concatenate(rows, 0))
+    return frames
+
+
+def write_preview(root) -> list[Path]:
+    """Write preview/contact_sheet.png and preview/<expression>.gif; returns their paths."""
+    root = Path(root)
+    card = json.loads((root / CARD_NAME).read_text())
+    subjects, expressions = card["subjects"], card["expressions"]
+    folder = root / "preview"
+    folder.mkdir(exist_ok=True)
+    sheet = contact_sheet(root, subjects[:MAX_SHEET_SUBJECTS], expressions)
+    written = [
+        _atomic_save(folder / "contact_sheet.png", lambda p: cv2.imwrite(str(p), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)))
+    ]
+    for expression in expressions:
+        frames = expression_gif_frames(root, subjects[:GIF_SUBJECTS], expression)
+        written.append(
+            _atomic_save(folder / f"{expression}.gif", lambda p, f=frames: imageio.mimsave(p, f, format="GIF", duration=0.08, loop=0))
+        )
+    return written

@@ -1,0 +1,98 @@
+"""Train a stage of FRGAN.
+
+    python -m frgan.train                              # synthetic data, small model, CPU
+    python -m frgan.train data=mug experiment=mug64_paper trainer=ddp trainer.devices=4
+    python -m frgan.train ckpt_path=last               # resume the newest run
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from frgan.utils.cli import report_user_errors
+from frgan.utils.config import print_config_tree, resolve_ckpt_path
+from frgan.utils.instantiate import instantiate_callbacks, instantiate_loggers
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fit the model on the datamodule, then test the best checkpoint.
+
+    Returns the metrics (validation and test) and the objects that were built.
+    """
+    run_dir = Path(cfg.paths.output_dir)
+    if cfg.get("extras", {}).get("print_config"):
+        print_config_tree(cfg, save_to=run_dir / "config_tree.log")
+    pl.seed_everything(cfg.seed, workers=True)
+
+    log.info("data: %s", cfg.data._target_)
+    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    log.info("model: %s", cfg.model._target_)
+    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    loggers = instantiate_loggers(cfg.get("logger"))
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    hparams = OmegaConf.to_container(cfg, resolve=True)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(hparams)
+
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), run_dir, Path(cfg.paths.log_dir) / cfg.task_name)
+    if ckpt_path is not None:
+        model.check_checkpoint(ckpt_path)
+        log.info("resuming from %s", ckpt_path)
+
+    metrics: dict[str, float] = {}
+    if cfg.get("train"):
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
+        metrics.update(_as_floats(trainer.callback_metrics))
+
+    if cfg.get("test"):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if not best:
+            log.warning("no best checkpoint was saved; testing the current weights")
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None)
+        metrics.update(_as_floats(trainer.callback_metrics))
+
+    objects = {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
+    return metrics, objects
+
+
+def _as_floats(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, torch.Tensor))}
+
+
+def _finish_loggers() -> None:
+    """Close the wandb run so the next job of a multirun starts a new one."""
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
+@report_user_errors
+def main(cfg: DictConfig) -> float | None:
+    try:
+        metrics, objects = train(cfg)
+    finally:
+        _finish_loggers()
+    if objects["trainer"].is_global_zero:
+        log.info("run folder: %s", Path(cfg.paths.output_dir).resolve())
+        print(f"Run folder: {Path(cfg.paths.output_dir).resolve()}")
+    metric_name = cfg.get("optimized_metric")
+    if metric_name and metric_name in metrics:
+        return metrics[metric_name]
+    return None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Experiment scaffolding shared by the entry points."""

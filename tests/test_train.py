@@ -1,0 +1,152 @@
+"""frgan.train end to end on the tiny synthetic set: fit, test, resume, kill, DDP, errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from pytorch_lightning import Callback
+
+import frgan.train as train_module
+from frgan.train import train
+from frgan.utils.instantiate import instantiate_callbacks
+
+from .conftest import TINY_DATA, TINY_RUN
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_fit_and_test_write_checkpoints_logs_and_metrics(train_config, tmp_path):
+    cfg = train_config("trainer.max_epochs=2")
+    metrics, objects = train(cfg)
+
+    run = tmp_path / "run"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    best = objects["trainer"].checkpoint_callback.best_model_path
+    assert best and Path(best).is_file(), "a best checkpoint by the validation metric"
+    assert (run / "csv" / "metrics.csv").is_file()
+    for name in ("val/psnr_moving", "val/copy_psnr_moving", "val/ssim", "val/copy_ssim"):
+        assert name in metrics, f"{name} missing from {sorted(metrics)}"
+    assert any(k.startswith("test/") for k in metrics), "the best checkpoint was tested"
+    assert objects["trainer"].current_epoch == 2
+
+
+class RecordRestoredState(Callback):
+    """Captures the step and optimizer states right after a checkpoint is restored."""
+
+    def on_train_start(self, trainer, pl_module):
+        self.global_step = trainer.global_step
+        self.optimizer_states = [opt.state_dict() for opt in trainer.optimizers]
+
+
+def _assert_same_state(restored, saved):
+    assert restored["param_groups"] == saved["param_groups"]
+    assert restored["state"].keys() == saved["state"].keys()
+    for key, values in saved["state"].items():
+        for name, value in values.items():
+            assert torch.equal(torch.as_tensor(restored["state"][key][name]), torch.as_tensor(value)), name
+
+
+def test_resume_from_last_restores_step_and_optimizers(train_config, monkeypatch):
+    first = train_config("test=false")
+    train(first)
+    last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, map_location="cpu", weights_only=False)
+
+    resumed = train_config("test=false", "trainer.max_epochs=2", "ckpt_path=last")
+    recorder = RecordRestoredState()
+    monkeypatch.setattr(train_module, "instantiate_callbacks", lambda cfg: [*instantiate_callbacks(cfg), recorder])
+    _, objects = train(resumed)
+
+    assert recorder.global_step == saved["global_step"] > 0
+    for restored, state in zip(recorder.optimizer_states, saved["optimizer_states"], strict=True):
+        _assert_same_state(restored, state)
+    assert objects["trainer"].current_epoch == 2
+    assert objects["trainer"].global_step > saved["global_step"]
+
+
+def test_checkpoint_of_another_model_is_refused(train_config, tmp_path):
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {}, "pytorch-lightning_version": "2.6.6"}, other)
+    with pytest.raises(ValueError, match="checkpoint"):
+        train(train_config(f"ckpt_path={other}"))
+
+
+def test_ddp_sim_runs_two_processes(train_config):
+    cfg = train_config("trainer=ddp_sim", "test=false", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1")
+    metrics, objects = train(cfg)
+    assert objects["trainer"].world_size == 2
+    assert objects["trainer"].strategy.__class__.__name__ == "DDPStrategy"
+    assert "val/psnr_moving" in metrics
+
+
+def _cli(run_dir: Path, data_dir: Path, *overrides: str) -> list[str]:
+    return [
+        sys.executable, "-m", "frgan.train",
+        f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}",
+        *TINY_DATA, *TINY_RUN, *overrides,
+    ]
+
+
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120.0) -> None:
+    start = time.monotonic()
+    while not path.exists():
+        assert process.poll() is None, f"training ended before {path} appeared"
+        assert time.monotonic() - start < timeout, f"{path} did not appear in {timeout} s"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGKILL, marks=pytest.mark.slow)])
+def test_killed_run_resumes_and_finishes(tiny_data_dir, tmp_path, sig):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    # many short epochs, a checkpoint every 2 optimizer steps: the kill lands mid-run
+    long_run = ["trainer.max_epochs=40", "test=false", "callbacks.periodic_checkpoint.every_n_train_steps=2"]
+    process = subprocess.Popen(_cli(run_dir, tiny_data_dir, *long_run), cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    try:
+        _wait_for(last, process)
+        process.send_signal(sig)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    saved = torch.load(last, map_location="cpu", weights_only=False)
+    assert 0 < saved["epoch"] < 40
+
+    finish = subprocess.run(_cli(run_dir, tiny_data_dir, *long_run[:2], "trainer.max_epochs=" + str(saved["epoch"] + 2),
+                                 "ckpt_path=last"),
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert finish.returncode == 0, finish.stderr[-3000:]
+    assert "Run folder:" in finish.stdout
+    final = torch.load(last, map_location="cpu", weights_only=False)
+    assert final["global_step"] > saved["global_step"]
+
+
+def test_config_mistake_on_the_command_line_is_one_clear_message(tiny_data_dir, tmp_path):
+    result = subprocess.run(_cli(tmp_path / "run", tiny_data_dir, "model.preset=huge"), cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1, result.stderr[-2000:]
+    assert "model.preset" in error_lines[0] and "small" in error_lines[0], "names the key and the valid values"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("data.image_size=80", "image_size"),
+        ("data.batch_size=0", "batch_size"),
+        ("model.gp_on=pixels", "model.gp_on"),
+    ],
+)
+def test_config_mistakes_name_the_key(train_config, override, expected):
+    with pytest.raises(Exception, match=expected):
+        train(train_config(override))
