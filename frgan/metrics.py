@@ -19,7 +19,9 @@ DATA_RANGE = 2.0  # images live in [-1, 1]
 DEFAULT_MOVING_THRESHOLD = 0.1
 
 
-def moving_mask(x0: torch.Tensor, xt: torch.Tensor, threshold: float = DEFAULT_MOVING_THRESHOLD) -> torch.Tensor:
+def moving_mask(
+    x0: torch.Tensor, xt: torch.Tensor, threshold: float = DEFAULT_MOVING_THRESHOLD
+) -> torch.Tensor:
     """[B,C,H,W] pair -> bool [B,1,H,W], True where any channel changes by more than threshold."""
     return (xt.float() - x0.float()).abs().amax(dim=1, keepdim=True) > threshold
 
@@ -32,8 +34,12 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tenso
     return (values.flatten(1) * weights).sum(1) / weights.sum(1)  # 0/0 = NaN for empty masks
 
 
-def psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
-         data_range: float = DATA_RANGE) -> torch.Tensor:
+def psnr(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    data_range: float = DATA_RANGE,
+) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB per image: 10·log10(range² / MSE)."""
     mse = _masked_mean((pred.float() - target.float()).square(), mask)
     return 10 * torch.log10(data_range**2 / mse)
@@ -50,22 +56,35 @@ def _gaussian_blur(x: torch.Tensor, window: int, sigma: float) -> torch.Tensor:
     return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(channels, 1, window, 1), groups=channels)
 
 
-def ssim_map(pred: torch.Tensor, target: torch.Tensor, data_range: float = DATA_RANGE,
-             window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def ssim_map(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    data_range: float = DATA_RANGE,
+    window: int = 11,
+    sigma: float = 1.5,
+) -> torch.Tensor:
     """Per-pixel structural similarity [B,C,H,W] (Wang et al. 2004: Gaussian window 11,
     sigma 1.5, K1 0.01, K2 0.03)."""
     if min(pred.shape[-2:]) <= window // 2:
-        raise ValueError(f"ssim needs images larger than {window // 2} pixels, got {tuple(pred.shape[-2:])}")
+        raise ValueError(
+            f"ssim needs images larger than {window // 2} pixels, got {tuple(pred.shape[-2:])}"
+        )
     x, y = pred.float(), target.float()
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     mu_x, mu_y = _gaussian_blur(x, window, sigma), _gaussian_blur(y, window, sigma)
     var_x = _gaussian_blur(x * x, window, sigma) - mu_x.square()
     var_y = _gaussian_blur(y * y, window, sigma) - mu_y.square()
     cov = _gaussian_blur(x * y, window, sigma) - mu_x * mu_y
-    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x.square() + mu_y.square() + c1) * (var_x + var_y + c2))
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x.square() + mu_y.square() + c1) * (var_x + var_y + c2)
+    )
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
-         data_range: float = DATA_RANGE) -> torch.Tensor:
+def ssim(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    data_range: float = DATA_RANGE,
+) -> torch.Tensor:
     """Mean SSIM per image, over the full frame or the pixels of mask [B,1,H,W]."""
     return _masked_mean(ssim_map(pred, target, data_range), mask)

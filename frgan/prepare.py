@@ -20,7 +20,9 @@ from frgan.utils.cli import report_user_errors
 def main(cfg: DictConfig) -> None:
     datamodule = hydra.utils.instantiate(cfg.data)
     manifest = datamodule.build_shards()
-    print(f"Shards: {datamodule.shard_dir} ({len(manifest['shards'])} shards, manifest.json beside them)")
+    print(
+        f"Shards: {datamodule.shard_dir} ({len(manifest['shards'])} shards, manifest.json beside them)"
+    )
 
 
 if __name__ == "__main__":

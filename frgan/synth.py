@@ -1,7 +1,7 @@
 """Write the synthetic expression-video dataset (MUG layout + ground truth).
 
-    python -m frgan.synth                                  # default set into data/synthetic/raw
-    python -m frgan.synth root=/tmp/synth subjects=4 takes_per_expression=1 image_size=64 preview=true
+python -m frgan.synth                                  # default set into data/synthetic/raw
+python -m frgan.synth root=/tmp/synth subjects=4 takes_per_expression=1 image_size=64 preview=true
 """
 
 from __future__ import annotations

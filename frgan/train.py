@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from frgan.utils.cli import report_user_errors
 from frgan.utils.config import print_config_tree, resolve_ckpt_path
@@ -83,6 +85,10 @@ def _finish_loggers() -> None:
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics, objects = train(cfg)
+    except SIGTERMException:
+        # Lightning exits with status 0 on SIGTERM; a scheduler must see that the job did not finish
+        log.warning("stopped by SIGTERM; resume with ckpt_path=last")
+        raise SystemExit(128 + signal.SIGTERM) from None
     finally:
         _finish_loggers()
     if objects["trainer"].is_global_zero:

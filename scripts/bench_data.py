@@ -29,15 +29,23 @@ from frgan.render import mean_face68
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per mode")
-    parser.add_argument("--modes", nargs="+", default=["memory", "stream"], choices=["memory", "stream"])
+    parser.add_argument(
+        "--modes", nargs="+", default=["memory", "stream"], choices=["memory", "stream"]
+    )
     parser.add_argument("--structure", default="normal")
-    parser.add_argument("--data-dir", default="outputs/bench/data", help="where the benchmark's data is cached")
-    parser.add_argument("--raw-dir", default=None, help="an existing raw folder instead of the synthetic set")
+    parser.add_argument(
+        "--data-dir", default="outputs/bench/data", help="where the benchmark's data is cached"
+    )
+    parser.add_argument(
+        "--raw-dir", default=None, help="an existing raw folder instead of the synthetic set"
+    )
     parser.add_argument("--subjects", type=int, default=8, help="synthetic subjects to generate")
     parser.add_argument("--out", default="outputs/bench/data.json")
     return parser.parse_args()
@@ -55,7 +63,10 @@ def build(args, mode: str) -> FRGANDataModule:
         num_workers=args.workers,
         mode=mode,
         structure=args.structure,
-        prepare={"takes_per_shard": 4, "split_fractions": {"train": 0.75, "val": 0.125, "test": 0.125}},
+        prepare={
+            "takes_per_shard": 4,
+            "split_fractions": {"train": 0.75, "val": 0.125, "test": 0.125},
+        },
         synth={"subjects": args.subjects, "takes_per_expression": 1, "image_size": 128, "seed": 0},
     )
 
@@ -108,13 +119,23 @@ def main() -> None:
         results[mode] = time_loader(datamodule, args.epochs)
     renders_per_s = time_renderer(args.structure, args.image_size)
 
-    table = Table(title=f"forecast pairs/s, {args.image_size} px, {args.workers} workers, batch {args.batch_size}")
+    table = Table(
+        title=f"forecast pairs/s, {args.image_size} px, {args.workers} workers, batch {args.batch_size}"
+    )
     for column in ("mode", "pairs/s", "timed pairs", "setup s", "first batch s"):
         table.add_column(column, justify="right")
     for mode, r in results.items():
-        table.add_row(mode, f"{r['pairs_per_s']:.0f}", str(r["timed_pairs"]), f"{r['setup_s']:.2f}", f"{r['first_batch_s']:.2f}")
+        table.add_row(
+            mode,
+            f"{r['pairs_per_s']:.0f}",
+            str(r["timed_pairs"]),
+            f"{r['setup_s']:.2f}",
+            f"{r['first_batch_s']:.2f}",
+        )
     console.print(table)
-    console.print(f"renderer alone ({args.structure}): {renders_per_s:.0f} maps/s in one process (2 maps per pair)")
+    console.print(
+        f"renderer alone ({args.structure}): {renders_per_s:.0f} maps/s in one process (2 maps per pair)"
+    )
 
     report = {
         "benchmark": "data",
@@ -124,7 +145,12 @@ def main() -> None:
         "structure": args.structure,
         "modes": results,
         "renderer_maps_per_s": renders_per_s,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_1min": os.getloadavg()[0],  # other jobs lower the rates
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+        },
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -49,9 +49,11 @@ def compose_config(config_name: str, overrides: list[str], run_dir: Path | None 
         cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
     if run_dir is not None:
         HydraConfig().set_config(cfg)
-        with open_dict(cfg):
+    with open_dict(cfg):
+        if run_dir is not None:
             cfg.paths.output_dir = str(run_dir)
             cfg.paths.log_dir = str(run_dir.parent)
+        del cfg["hydra"]  # a task function never sees the `hydra` node
     return cfg
 
 

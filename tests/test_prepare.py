@@ -41,7 +41,9 @@ def draw_face(landmarks: np.ndarray, size: int = FRAME_SIZE, colour=(200, 160, 1
     return image
 
 
-def write_take(take_dir: Path, num_frames: int, *, start: int = 0, shift: float = 0.0, size: int = FRAME_SIZE) -> Path:
+def write_take(
+    take_dir: Path, num_frames: int, *, start: int = 0, shift: float = 0.0, size: int = FRAME_SIZE
+) -> Path:
     """A synthetic-like take: img_NNNN.jpg frames numbered from `start` and ground_truth.npz
     whose row k belongs to frame number k."""
     take_dir.mkdir(parents=True, exist_ok=True)
@@ -58,13 +60,17 @@ def write_raw_dataset(root: Path, subjects: int = 4, takes: int = 2, frames: int
     for s in range(subjects):
         for expression in ("happiness", "surprise"):
             for k in range(takes):
-                write_take(root / f"s{s + 1:03d}" / expression / f"take{k:03d}", frames, shift=2.0 * s - k)
+                write_take(
+                    root / f"s{s + 1:03d}" / expression / f"take{k:03d}", frames, shift=2.0 * s - k
+                )
     (root / "dataset_card.json").write_text("{}")
     return root
 
 
 def small_settings(**overrides) -> PrepareSettings:
-    defaults = dict(image_size=64, takes_per_shard=2, split_fractions={"train": 0.5, "val": 0.25, "test": 0.25})
+    defaults = dict(
+        image_size=64, takes_per_shard=2, split_fractions={"train": 0.5, "val": 0.25, "test": 0.25}
+    )
     return PrepareSettings(**{**defaults, **overrides})
 
 
@@ -106,7 +112,9 @@ def test_ground_truth_end_to_end(tmp_path):
     xy = take.landmarks[0, :, :2]
     assert 0 < xy.min() and xy.max() < 64
     assert np.allclose(xy.mean(axis=0), 32, atol=6)
-    jaw = np.round(take.landmarks[0, 3:14, :2] - (take.landmarks[0, 3:14, :2] - 32) * 0.15).astype(int)
+    jaw = np.round(take.landmarks[0, 3:14, :2] - (take.landmarks[0, 3:14, :2] - 32) * 0.15).astype(
+        int
+    )
     assert take.frames[0][jaw[:, 1], jaw[:, 0]].mean() > 100
 
 
@@ -115,7 +123,9 @@ def test_splits_disjoint_and_paper_lists():
     split = fraction_split(subjects, {"train": 0.7, "val": 0.15, "test": 0.15}, seed=3)
     names = [s for members in split.values() for s in members]
     assert sorted(names) == subjects and all(split.values())
-    assert split == fraction_split(list(reversed(subjects)), {"train": 0.7, "val": 0.15, "test": 0.15}, seed=3)
+    assert split == fraction_split(
+        list(reversed(subjects)), {"train": 0.7, "val": 0.15, "test": 0.15}, seed=3
+    )
 
     mug = paper_split(["001", "006", "028", "s007", "002"])
     assert mug == ({"train": ["001", "s007"], "val": ["006"], "test": ["028"]}, ["002"])
@@ -129,7 +139,9 @@ def test_paper_split_skips_unlisted_subjects(tmp_path):
     raw = tmp_path / "raw"
     for subject in ("001", "006", "028", "002"):
         write_take(raw / subject / "anger" / "take000", 3)
-    manifest = prepare_dataset(raw, tmp_path / "shards", small_settings(split_method="paper"), progress=False)
+    manifest = prepare_dataset(
+        raw, tmp_path / "shards", small_settings(split_method="paper"), progress=False
+    )
     assert manifest["split"] == {"train": ["001"], "val": ["006"], "test": ["028"]}
     assert "paper's split lists" in skipped_reason(manifest, "002/anger/take000")
 
@@ -163,7 +175,9 @@ def test_bad_takes_are_skipped_or_repaired(tmp_path):
     np.savez(bad / "late_face" / "ground_truth.npz", landmarks=gt)
     # no face at all -> skipped
     write_take(bad / "no_face", 4)
-    np.savez(bad / "no_face" / "ground_truth.npz", landmarks=np.full((4, 68, 3), np.nan, np.float32))
+    np.savez(
+        bad / "no_face" / "ground_truth.npz", landmarks=np.full((4, 68, 3), np.nan, np.float32)
+    )
     # most frames unreadable -> too much repair, skipped
     write_take(bad / "mostly_broken", 6)
     for number in (1, 2, 3, 4):
@@ -181,11 +195,15 @@ def test_bad_takes_are_skipped_or_repaired(tmp_path):
     assert "no face found" in skipped_reason(manifest, prefix + "no_face")
     assert "would need repair" in skipped_reason(manifest, prefix + "mostly_broken")
     assert any("unreadable" in note for note in repairs_of(manifest, prefix + "corrupt"))
-    assert any("filled from the previous" in note for note in repairs_of(manifest, prefix + "corrupt"))
+    assert any(
+        "filled from the previous" in note for note in repairs_of(manifest, prefix + "corrupt")
+    )
     assert any("unreadable" in note for note in repairs_of(manifest, prefix + "truncated"))
     assert any("frames 3 missing" in note for note in repairs_of(manifest, prefix + "gap"))
     assert any("differ in size" in note for note in repairs_of(manifest, prefix + "sizes"))
-    assert any("no face in frames 0, 1" in note for note in repairs_of(manifest, prefix + "late_face"))
+    assert any(
+        "no face in frames 0, 1" in note for note in repairs_of(manifest, prefix + "late_face")
+    )
 
     takes = read_all_takes(tmp_path / "shards", manifest)
     assert takes["s001__happiness__corrupt"].meta["source_frames"] == [0, 1, 1, 3, 4]
@@ -202,13 +220,25 @@ def test_bad_takes_are_skipped_or_repaired(tmp_path):
     assert "without <expression>" in ignored["empty_subject"]
 
 
+def test_bad_settings_are_one_clear_error():
+    with pytest.raises(ValueError, match="image_size must be one of"):
+        small_settings(image_size=100)
+    with pytest.raises(ValueError, match="data.prepare.image_format must be one of"):
+        small_settings(image_format="gif")
+    with pytest.raises(ValueError, match="data.prepare.landmarks must be one of"):
+        small_settings(landmarks="dlib")
+
+
 def test_wrong_top_level_layout_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         scan_raw_layout(tmp_path / "missing")
     wrapped = tmp_path / "MUG"
     write_take(wrapped / "subjects3" / "001" / "anger" / "take000", 2)
     # frames one level too deep: no take is found, and the message says where they might be
-    with pytest.raises(RawLayoutError, match=r"expected <raw_dir>/<subject>/<expression>/<take>/img_NNNN.jpg.*subjects3"):
+    with pytest.raises(
+        RawLayoutError,
+        match=r"expected <raw_dir>/<subject>/<expression>/<take>/img_NNNN.jpg.*subjects3",
+    ):
         scan_raw_layout(wrapped)
     flat = tmp_path / "flat"
     write_take(flat, 3)
@@ -259,7 +289,9 @@ def test_checksum_error_names_the_file(tmp_path):
 def test_parallel_preparation_matches_serial(tmp_path):
     raw = write_raw_dataset(tmp_path / "raw", subjects=2, takes=1, frames=3)
     serial = prepare_dataset(raw, tmp_path / "serial", small_settings(), progress=False)
-    parallel = prepare_dataset(raw, tmp_path / "parallel", small_settings(), workers=2, progress=False)
+    parallel = prepare_dataset(
+        raw, tmp_path / "parallel", small_settings(), workers=2, progress=False
+    )
     assert [s["sha256"] for s in serial["shards"]] == [s["sha256"] for s in parallel["shards"]]
 
 

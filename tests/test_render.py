@@ -92,6 +92,22 @@ def test_matches_reference_on_random_meshes(seed, dtypes):
     assert np.all(np.isinf(depth[face_index < 0])) and np.all(bary[face_index < 0] == 0)
 
 
+def test_float32_input_renders_exactly_like_its_float64_conversion():
+    vertices, faces = random_mesh(np.random.default_rng(10))
+    single = vertices.astype(np.float32)
+    for got, expected in zip(
+        rasterize(single, faces, HEIGHT, WIDTH),
+        rasterize(single.astype(np.float64), faces, HEIGHT, WIDTH),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(got, expected)
+    for smooth in (False, True):
+        np.testing.assert_array_equal(
+            normal_map(single, faces, HEIGHT, WIDTH, smooth=smooth),
+            normal_map(single.astype(np.float64), faces, HEIGHT, WIDTH, smooth=smooth),
+        )
+
+
 def test_both_windings_are_drawn():
     vertices, faces = random_mesh(np.random.default_rng(9))
     forward = rasterize(vertices, faces, HEIGHT, WIDTH)[0]

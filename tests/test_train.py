@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import frgan.train as train_module
 from frgan.train import train
 from frgan.utils.instantiate import instantiate_callbacks
 
-from .conftest import TINY_DATA, TINY_RUN
+from conftest import TINY_DATA, TINY_RUN
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +43,8 @@ class RecordRestoredState(Callback):
 
     def on_train_start(self, trainer, pl_module):
         self.global_step = trainer.global_step
-        self.optimizer_states = [opt.state_dict() for opt in trainer.optimizers]
+        # deep copies: the optimizers update their state tensors in place while training goes on
+        self.optimizer_states = [copy.deepcopy(opt.state_dict()) for opt in trainer.optimizers]
 
 
 def _assert_same_state(restored, saved):
@@ -79,7 +81,7 @@ def test_checkpoint_of_another_model_is_refused(train_config, tmp_path):
 
 
 def test_ddp_sim_runs_two_processes(train_config):
-    cfg = train_config("trainer=ddp_sim", "test=false", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1")
+    cfg = train_config("trainer=ddp_sim", "test=false", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1")
     metrics, objects = train(cfg)
     assert objects["trainer"].world_size == 2
     assert objects["trainer"].strategy.__class__.__name__ == "DDPStrategy"
@@ -107,9 +109,10 @@ def test_killed_run_resumes_and_finishes(tiny_data_dir, tmp_path, sig):
     run_dir = tmp_path / "run"
     env = {**os.environ, "WANDB_MODE": "offline"}
     # many short epochs, a checkpoint every 2 optimizer steps: the kill lands mid-run
-    long_run = ["trainer.max_epochs=40", "test=false", "callbacks.periodic_checkpoint.every_n_train_steps=2"]
-    process = subprocess.Popen(_cli(run_dir, tiny_data_dir, *long_run), cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    frequent_checkpoints = ["test=false", "callbacks.periodic_checkpoint.every_n_train_steps=2"]
+    with open(tmp_path / "killed.log", "w") as log:
+        process = subprocess.Popen(_cli(run_dir, tiny_data_dir, *frequent_checkpoints, "trainer.max_epochs=40"),
+                                   cwd=REPO, env=env, stdout=log, stderr=log)
     last = run_dir / "checkpoints" / "last.ckpt"
     try:
         _wait_for(last, process)
@@ -117,11 +120,12 @@ def test_killed_run_resumes_and_finishes(tiny_data_dir, tmp_path, sig):
         process.wait(timeout=60)
     finally:
         process.kill()
+    assert process.returncode == (128 + signal.SIGTERM if sig == signal.SIGTERM else -signal.SIGKILL)
     saved = torch.load(last, map_location="cpu", weights_only=False)
-    assert 0 < saved["epoch"] < 40
+    assert 0 < saved["global_step"] < 40 * 3 * 2, "last.ckpt was written mid-run"
 
-    finish = subprocess.run(_cli(run_dir, tiny_data_dir, *long_run[:2], "trainer.max_epochs=" + str(saved["epoch"] + 2),
-                                 "ckpt_path=last"),
+    until = f"trainer.max_epochs={saved['epoch'] + 2}"
+    finish = subprocess.run(_cli(run_dir, tiny_data_dir, *frequent_checkpoints, until, "ckpt_path=last"),
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert finish.returncode == 0, finish.stderr[-3000:]
     assert "Run folder:" in finish.stdout

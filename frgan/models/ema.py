@@ -16,5 +16,5 @@ def update_ema(average: nn.Module, model: nn.Module, decay: float) -> None:
     """average <- decay·average + (1 − decay)·model for parameters; buffers (BatchNorm
     statistics) are copied, since averaging running statistics is meaningless."""
     torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), 1.0 - decay)
-    for average_buffer, buffer in zip(average.buffers(), model.buffers()):
+    for average_buffer, buffer in zip(average.buffers(), model.buffers(), strict=True):
         average_buffer.copy_(buffer)

@@ -79,9 +79,13 @@ class ForecastGAN(pl.LightningModule):
         if not (isinstance(n_critic, int) and n_critic >= 1):
             raise ConfigError(f"model.n_critic must be an integer >= 1, got {n_critic!r}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-            raise ConfigError(f"model.ema_decay must be in (0, 1) or null (no EMA), got {ema_decay!r}")
+            raise ConfigError(
+                f"model.ema_decay must be in (0, 1) or null (no EMA), got {ema_decay!r}"
+            )
         if grad_clip is not None and grad_clip <= 0:
-            raise ConfigError(f"model.grad_clip must be > 0 or null (no clipping), got {grad_clip!r}")
+            raise ConfigError(
+                f"model.grad_clip must be > 0 or null (no clipping), got {grad_clip!r}"
+            )
         self.save_hyperparameters()
         self.automatic_optimization = False
 
@@ -96,13 +100,18 @@ class ForecastGAN(pl.LightningModule):
 
         self.monitor = monitor
         # per-image means over an epoch; NaN (pairs with no moving pixel) is skipped
-        self.quality = nn.ModuleDict({
-            stage: nn.ModuleDict({
-                f"{prefix}{name}": MeanMetric(nan_strategy="ignore")
-                for prefix in ("", "copy_") for name in QUALITY_METRICS
-            })
-            for stage in ("val", "test")
-        })
+        self.quality = nn.ModuleDict(
+            {
+                stage: nn.ModuleDict(
+                    {
+                        f"{prefix}{name}": MeanMetric(nan_strategy="ignore")
+                        for prefix in ("", "copy_")
+                        for name in QUALITY_METRICS
+                    }
+                )
+                for stage in ("val", "test")
+            }
+        )
 
     # ------------------------------------------------------------------ inference
     @property
@@ -138,7 +147,9 @@ class ForecastGAN(pl.LightningModule):
             critic_opt.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             critic_opt.step()
-        self.log_dict({"train/d_loss": d_loss, "train/wdist": wdist, "train/gp": gp}, prog_bar=False)
+        self.log_dict(
+            {"train/d_loss": d_loss, "train/wdist": wdist, "train/gp": gp}, prog_bar=False
+        )
 
         if not generator_turn:
             return
@@ -157,7 +168,9 @@ class ForecastGAN(pl.LightningModule):
             decay = ema_decay_at(self.global_step, self.hparams.ema_decay)
             update_ema(self.generator_ema, self.generator, decay)
 
-    def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, structure: torch.Tensor) -> torch.Tensor:
+    def gradient_penalty(
+        self, real: torch.Tensor, fake: torch.Tensor, structure: torch.Tensor
+    ) -> torch.Tensor:
         """mean((‖∇ D(x̃, st)‖ − 1)²) on random interpolates x̃ of real and fake images.
 
         "image_and_structure" (the release) takes the norm over all 6 input channels,
@@ -166,7 +179,9 @@ class ForecastGAN(pl.LightningModule):
         with torch.autocast(device_type=real.device.type, enabled=False):
             alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
             image = torch.lerp(fake.float(), real.float(), alpha).requires_grad_(True)
-            structure = structure.float().requires_grad_(self.hparams.gp_on == "image_and_structure")
+            structure = structure.float().requires_grad_(
+                self.hparams.gp_on == "image_and_structure"
+            )
             inputs = [image, structure] if structure.requires_grad else [image]
             scores = self.critic(image, structure)
             grads = torch.autograd.grad(scores.sum(), inputs, create_graph=True)
@@ -176,7 +191,9 @@ class ForecastGAN(pl.LightningModule):
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # Lightning calls this after unscaling the gradients (16-mixed), so clip here
         if self.hparams.grad_clip is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
+            self.clip_gradients(
+                optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm"
+            )
 
     # ------------------------------------------------------------------ evaluation
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
@@ -216,21 +233,31 @@ class ForecastGAN(pl.LightningModule):
             results[f"{stage}/{name}"] = metric.compute()  # synchronized across processes
             metric.reset()
         for name in QUALITY_METRICS:
-            results[f"{stage}/{name}_gain"] = results[f"{stage}/{name}"] - results[f"{stage}/copy_{name}"]
+            results[f"{stage}/{name}_gain"] = (
+                results[f"{stage}/{name}"] - results[f"{stage}/copy_{name}"]
+            )
         self.log_dict(results, sync_dist=True)
 
     def _unpack(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        missing = [k for k in BATCH_KEYS if k not in batch] if isinstance(batch, Mapping) else list(BATCH_KEYS)
+        missing = (
+            [k for k in BATCH_KEYS if k not in batch]
+            if isinstance(batch, Mapping)
+            else list(BATCH_KEYS)
+        )
         if missing:
             got = list(batch) if isinstance(batch, Mapping) else type(batch).__name__
-            raise ValueError(f"ForecastGAN needs batches with keys {list(BATCH_KEYS)} "
-                             f"([B,3,H,W] in [-1,1]); missing {missing}, got {got}")
+            raise ValueError(
+                f"ForecastGAN needs batches with keys {list(BATCH_KEYS)} "
+                f"([B,3,H,W] in [-1,1]); missing {missing}, got {got}"
+            )
         tensors = tuple(batch[k] for k in BATCH_KEYS)
         size = self.hparams.image_size
-        for key, tensor in zip(BATCH_KEYS, tensors):
+        for key, tensor in zip(BATCH_KEYS, tensors, strict=True):
             if tensor.ndim != 4 or tuple(tensor.shape[1:]) != (3, size, size):
-                raise ValueError(f"batch[{key!r}] has shape {tuple(tensor.shape)} but the model expects "
-                                 f"[B,3,{size},{size}]; set model.image_size to the data's image size")
+                raise ValueError(
+                    f"batch[{key!r}] has shape {tuple(tensor.shape)} but the model expects "
+                    f"[B,3,{size},{size}]; set model.image_size to the data's image size"
+                )
         return tensors
 
     # ------------------------------------------------------------------ checkpoints
@@ -249,7 +276,9 @@ class ForecastGAN(pl.LightningModule):
         try:
             checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
         except Exception as error:  # noqa: BLE001 — any unreadable file gets the same message
-            raise ValueError(f"{path} is not a readable PyTorch Lightning checkpoint ({error})") from error
+            raise ValueError(
+                f"{path} is not a readable PyTorch Lightning checkpoint ({error})"
+            ) from error
         self._check_identity(checkpoint, str(path))
 
     def _identity(self) -> dict[str, Any]:
@@ -265,12 +294,20 @@ class ForecastGAN(pl.LightningModule):
         wanted = self._identity()
         found = checkpoint.get("frgan_model") if isinstance(checkpoint, dict) else None
         if found is None:
-            keys = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
-            raise ValueError(f"{source} is not a FRGAN model checkpoint (it has {keys}); "
-                             f"the config asks for {_describe(wanted)}")
+            keys = (
+                sorted(checkpoint)[:8]
+                if isinstance(checkpoint, dict)
+                else type(checkpoint).__name__
+            )
+            raise ValueError(
+                f"{source} is not a FRGAN model checkpoint (it has {keys}); "
+                f"the config asks for {_describe(wanted)}"
+            )
         if found != wanted:
-            raise ValueError(f"{source} holds {_describe(found)} but the config asks for {_describe(wanted)}; "
-                             "pick a checkpoint of this model or set the model config to match it")
+            raise ValueError(
+                f"{source} holds {_describe(found)} but the config asks for {_describe(wanted)}; "
+                "pick a checkpoint of this model or set the model config to match it"
+            )
 
 
 def _describe(identity: Mapping[str, Any]) -> str:

@@ -4,7 +4,8 @@ Two encoders: one for the source image, one shared by the source and target stru
 maps. Latent analogy z' = z_img + (z_st - z_s0). A dense U-Net decoder: the input of every
 level is the concatenation of the skips of all three encoder passes at that size (image,
 target structure, source structure) and of every earlier decoder output, the code's
-projection f included, nearest-upsampled to that size. The head paints a residual image r
+projection f included, nearest-upsampled to that size (channel order as released, so the
+released weights map one to one). The head paints a residual image r
 and a mask w, and the result copies the source wherever w = 0:  x̂ = w·r + (1 − w)·x0.
 """
 
@@ -71,15 +72,25 @@ class Generator(nn.Module):
         code = z_image + (z_target - z_source)
 
         # skips[k] = image, target structure, source structure features at level k
-        skips = [torch.cat([img, *s.chunk(2)], dim=1) for img, s in zip(image_skips, structure_skips)]
+        skips = [
+            torch.cat([img, *s.chunk(2)], dim=1)
+            for img, s in zip(image_skips, structure_skips, strict=True)
+        ]
 
-        f = rearrange(self.from_code(code), "b (c h w) -> b c h w", h=self.arch.bottleneck, w=self.arch.bottleneck)
+        f = rearrange(
+            self.from_code(code),
+            "b (c h w) -> b c h w",
+            h=self.arch.bottleneck,
+            w=self.arch.bottleneck,
+        )
         outputs = [f]
-        for k, block in zip(range(self.arch.levels, 0, -1), self.up_blocks):
+        for k, block in zip(range(self.arch.levels, 0, -1), self.up_blocks, strict=True):
             size = self.arch.size(k)
-            outputs.append(block(torch.cat([skips[k], *(upsample_to(o, size) for o in outputs)], dim=1)))
+            outputs.append(
+                block(torch.cat([skips[k], *(upsample_to(o, size) for o in outputs)], dim=1))
+            )
 
-        features = torch.cat([F.relu(self.head_norm(outputs[-1])), skips[0]], dim=1)
+        features = torch.cat([skips[0], F.relu(self.head_norm(outputs[-1]))], dim=1)
         mask = torch.sigmoid(self.to_mask(features))
         residual = torch.tanh(self.to_residual(features))
         return Forecast(composite(residual, mask, x0), residual, mask)

@@ -25,7 +25,7 @@ PRESETS: dict[str, WidthPreset] = {
     # the released sizes exactly (G 70,326,596 / D 13,286,977 parameters at 64 px)
     "paper": WidthPreset(base=64, max_channels=512, latent=128),
     # CPU default: trains usefully on 2 cores in minutes at 64 px
-    "small": WidthPreset(base=16, max_channels=64, latent=64),
+    "small": WidthPreset(base=8, max_channels=64, latent=64),
     # unit tests only
     "tiny": WidthPreset(base=4, max_channels=8, latent=8),
 }
@@ -56,7 +56,11 @@ def supported_image_sizes(up_to: int = 256) -> list[int]:
 
 def depth_levels(image_size: int) -> int:
     """Number of halvings of `image_size`; raises ConfigError if a halving is not exact."""
-    if isinstance(image_size, int) and not isinstance(image_size, bool) and image_size in supported_image_sizes(up_to=max(image_size, 8)):
+    if (
+        isinstance(image_size, int)
+        and not isinstance(image_size, bool)
+        and image_size in supported_image_sizes(up_to=max(image_size, 8))
+    ):
         size, levels = image_size, 0
         while size >= 8:
             size, levels = size // 2, levels + 1

@@ -48,6 +48,21 @@ cdef inline Py_ssize_t _last_pixel(double hi, Py_ssize_t n) noexcept nogil:
     return <Py_ssize_t>hi
 
 
+cdef inline void _triangle_normal(
+    const real[:, :, ::1] vertices, Py_ssize_t t, int32_t a, int32_t b, int32_t c, double* n
+) noexcept nogil:
+    """n = (b - a) x (c - a) in double; its length is twice the triangle's area."""
+    cdef double e1x = <double>vertices[t, b, 0] - <double>vertices[t, a, 0]
+    cdef double e1y = <double>vertices[t, b, 1] - <double>vertices[t, a, 1]
+    cdef double e1z = <double>vertices[t, b, 2] - <double>vertices[t, a, 2]
+    cdef double e2x = <double>vertices[t, c, 0] - <double>vertices[t, a, 0]
+    cdef double e2y = <double>vertices[t, c, 1] - <double>vertices[t, a, 1]
+    cdef double e2z = <double>vertices[t, c, 2] - <double>vertices[t, a, 2]
+    n[0] = e1y * e2z - e1z * e2y
+    n[1] = e1z * e2x - e1x * e2z
+    n[2] = e1x * e2y - e1y * e2x
+
+
 cdef void _rasterize_frame(
     const real[:, :, ::1] vertices,
     Py_ssize_t t,
@@ -184,8 +199,8 @@ def flat_normal_maps(
     """
     cdef Py_ssize_t t, tn, i, j, f
     cdef Py_ssize_t height = out.shape[1], width = out.shape[2]
-    cdef int32_t a, b, c
-    cdef double e1x, e1y, e1z, e2x, e2y, e2z, nx, ny, nz, norm
+    cdef double n[3]
+    cdef double norm
     cdef int32_t[:, ::1] face_index = np.empty((height, width), dtype=np.int32)
     cdef float[:, :, ::1] bary = np.empty((height, width, 3), dtype=np.float32)
     cdef double[:, ::1] zbuf = np.empty((height, width), dtype=np.float64)
@@ -198,23 +213,12 @@ def flat_normal_maps(
                     f = face_index[i, j]
                     if f < 0:
                         continue
-                    a = faces[f, 0]
-                    b = faces[f, 1]
-                    c = faces[f, 2]
-                    e1x = normal_vertices[tn, b, 0] - normal_vertices[tn, a, 0]
-                    e1y = normal_vertices[tn, b, 1] - normal_vertices[tn, a, 1]
-                    e1z = normal_vertices[tn, b, 2] - normal_vertices[tn, a, 2]
-                    e2x = normal_vertices[tn, c, 0] - normal_vertices[tn, a, 0]
-                    e2y = normal_vertices[tn, c, 1] - normal_vertices[tn, a, 1]
-                    e2z = normal_vertices[tn, c, 2] - normal_vertices[tn, a, 2]
-                    nx = e1y * e2z - e1z * e2y
-                    ny = e1z * e2x - e1x * e2z
-                    nz = e1x * e2y - e1y * e2x
-                    norm = sqrt(nx * nx + ny * ny + nz * nz)
+                    _triangle_normal(normal_vertices, tn, faces[f, 0], faces[f, 1], faces[f, 2], n)
+                    norm = sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
                     if norm > 0.0:
-                        out[t, i, j, 0] = <float>(nx / norm)
-                        out[t, i, j, 1] = <float>(ny / norm)
-                        out[t, i, j, 2] = <float>(nz / norm)
+                        out[t, i, j, 0] = <float>(n[0] / norm)
+                        out[t, i, j, 1] = <float>(n[1] / norm)
+                        out[t, i, j, 2] = <float>(n[2] / norm)
 
 
 def smooth_normal_maps(
@@ -261,33 +265,23 @@ def smooth_normal_maps(
 
 def vertex_normals(const real[:, :, ::1] vertices, const int32_t[:, ::1] faces, double[:, :, ::1] out):
     """Area-weighted unit vertex normals: out [T,N,3] (zero-filled) <- sum of face cross products."""
-    cdef Py_ssize_t t, f, k, n
-    cdef int32_t a, b, c, v
-    cdef double e1x, e1y, e1z, e2x, e2y, e2z, nx, ny, nz, norm
+    cdef Py_ssize_t t, f, k, p
+    cdef int32_t v
+    cdef double n[3]
+    cdef double norm
     with nogil:
         for t in range(vertices.shape[0]):
             for f in range(faces.shape[0]):
-                a = faces[f, 0]
-                b = faces[f, 1]
-                c = faces[f, 2]
-                e1x = vertices[t, b, 0] - vertices[t, a, 0]
-                e1y = vertices[t, b, 1] - vertices[t, a, 1]
-                e1z = vertices[t, b, 2] - vertices[t, a, 2]
-                e2x = vertices[t, c, 0] - vertices[t, a, 0]
-                e2y = vertices[t, c, 1] - vertices[t, a, 1]
-                e2z = vertices[t, c, 2] - vertices[t, a, 2]
                 # The unnormalized cross product has length 2 * area: area weighting for free.
-                nx = e1y * e2z - e1z * e2y
-                ny = e1z * e2x - e1x * e2z
-                nz = e1x * e2y - e1y * e2x
+                _triangle_normal(vertices, t, faces[f, 0], faces[f, 1], faces[f, 2], n)
                 for k in range(3):
                     v = faces[f, k]
-                    out[t, v, 0] += nx
-                    out[t, v, 1] += ny
-                    out[t, v, 2] += nz
-            for n in range(vertices.shape[1]):
-                norm = sqrt(out[t, n, 0] ** 2 + out[t, n, 1] ** 2 + out[t, n, 2] ** 2)
+                    out[t, v, 0] += n[0]
+                    out[t, v, 1] += n[1]
+                    out[t, v, 2] += n[2]
+            for p in range(vertices.shape[1]):
+                norm = sqrt(out[t, p, 0] ** 2 + out[t, p, 1] ** 2 + out[t, p, 2] ** 2)
                 if norm > 0.0:
-                    out[t, n, 0] /= norm
-                    out[t, n, 1] /= norm
-                    out[t, n, 2] /= norm
+                    out[t, p, 0] /= norm
+                    out[t, p, 1] /= norm
+                    out[t, p, 2] /= norm

@@ -31,17 +31,49 @@ from frgan.synthetic.head import (
 TEXELS_PER_CELL = 3
 
 # Region labels of rendered pixels (used by tests and previews).
-LABELS = ("background", "skin", "hair", "brow", "eyelid", "eyeball", "lip", "mouth_interior", "teeth", "nostril")
+LABELS = (
+    "background",
+    "skin",
+    "hair",
+    "brow",
+    "eyelid",
+    "eyeball",
+    "lip",
+    "mouth_interior",
+    "teeth",
+    "nostril",
+    "clothes",
+)
 LABEL = {name: index for index, name in enumerate(LABELS)}
 
 SKIN_TONES = np.array(
-    [[0.97, 0.82, 0.72], [0.92, 0.72, 0.58], [0.80, 0.58, 0.43], [0.62, 0.42, 0.29], [0.42, 0.27, 0.18]]
+    [
+        [0.97, 0.82, 0.72],
+        [0.92, 0.72, 0.58],
+        [0.80, 0.58, 0.43],
+        [0.62, 0.42, 0.29],
+        [0.42, 0.27, 0.18],
+    ]
 )
 HAIR_COLOURS = np.array(
-    [[0.08, 0.06, 0.05], [0.22, 0.14, 0.08], [0.42, 0.28, 0.15], [0.70, 0.55, 0.33], [0.55, 0.22, 0.10], [0.60, 0.60, 0.60]]
+    [
+        [0.08, 0.06, 0.05],
+        [0.22, 0.14, 0.08],
+        [0.42, 0.28, 0.15],
+        [0.70, 0.55, 0.33],
+        [0.55, 0.22, 0.10],
+        [0.60, 0.60, 0.60],
+    ]
 )
 IRIS_COLOURS = np.array(
-    [[0.25, 0.14, 0.07], [0.40, 0.25, 0.12], [0.45, 0.40, 0.18], [0.28, 0.45, 0.30], [0.30, 0.48, 0.70], [0.50, 0.55, 0.58]]
+    [
+        [0.25, 0.14, 0.07],
+        [0.40, 0.25, 0.12],
+        [0.45, 0.40, 0.18],
+        [0.28, 0.45, 0.30],
+        [0.30, 0.48, 0.70],
+        [0.50, 0.55, 0.58],
+    ]
 )
 HAIR_STYLES = ("short", "fringe", "receding")
 
@@ -62,13 +94,16 @@ class SubjectAppearance:
     brow_density: float
     lips: np.ndarray
     iris: np.ndarray
+    clothes: np.ndarray
     texture_seed: int
 
 
 def sample_subject_appearance(rng: np.random.Generator) -> SubjectAppearance:
     tone = rng.uniform(0, len(SKIN_TONES) - 1)
     low = int(np.floor(tone))
-    skin = SKIN_TONES[low] + (tone - low) * (SKIN_TONES[min(low + 1, len(SKIN_TONES) - 1)] - SKIN_TONES[low])
+    skin = SKIN_TONES[low] + (tone - low) * (
+        SKIN_TONES[min(low + 1, len(SKIN_TONES) - 1)] - SKIN_TONES[low]
+    )
     skin = np.clip(skin * rng.uniform(0.95, 1.04, 3), 0, 1)
     hair = HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))] * rng.uniform(0.85, 1.15)
     brow = np.clip(np.minimum(hair, skin * 0.55) * rng.uniform(0.7, 1.0), 0, 1)
@@ -90,7 +125,10 @@ def sample_subject_appearance(rng: np.random.Generator) -> SubjectAppearance:
         brow_thickness=float(rng.uniform(0.025, 0.045)),
         brow_density=float(rng.uniform(0.6, 1.0)),
         lips=lips,
-        iris=np.clip(IRIS_COLOURS[rng.integers(len(IRIS_COLOURS))] * rng.uniform(0.85, 1.15, 3), 0, 1),
+        iris=np.clip(
+            IRIS_COLOURS[rng.integers(len(IRIS_COLOURS))] * rng.uniform(0.85, 1.15, 3), 0, 1
+        ),
+        clothes=rng.uniform(0.05, 0.8, 3),
         texture_seed=int(rng.integers(2**31)),
     )
 
@@ -150,8 +188,12 @@ def skin_texture(head: HeadModel, appearance: SubjectAppearance):
 
     shading = 1.0 + appearance.blotch * value_noise(rng, shape, (10, 16))
     shading += appearance.pores * value_noise(rng, shape, (shape[0] // 2, shape[1] // 2))
-    shading -= 0.08 * gaussian((ax - EYE_X) / 0.16, (y - EYE_Y - 0.02) / 0.09) * front  # darker sockets
-    freckle = (rng.random(shape) < appearance.freckles) * gaussian(x / 0.5, (y - 0.15) / 0.3) * front
+    shading -= (
+        0.08 * gaussian((ax - EYE_X) / 0.16, (y - EYE_Y - 0.02) / 0.09) * front
+    )  # darker sockets
+    freckle = (
+        (rng.random(shape) < appearance.freckles) * gaussian(x / 0.5, (y - 0.15) / 0.3) * front
+    )
     shading -= 0.25 * cv2.GaussianBlur(freckle.astype(np.float32), (3, 3), 0.7)
     albedo = appearance.skin[None, None] * shading[..., None]
     blush = appearance.blush * gaussian((ax - 0.42) / 0.16, (y - 0.32) / 0.14) * front
@@ -168,6 +210,10 @@ def skin_texture(head: HeadModel, appearance: SubjectAppearance):
     lip_colour = appearance.lips[None, None] * (1 - 0.25 * inner[..., None])
     albedo = albedo * (1 - lip[..., None]) + lip_colour * lip[..., None]
     labels[lip > 0.5] = LABEL["lip"]
+    commissure = (
+        (np.abs(grid_row - mouth_row - 0.5) < 1.5) & (ax < MOUTH_HALF_WIDTH + 0.03) & (front > 0.5)
+    )
+    labels[commissure] = LABEL["lip"]
 
     # Brows: arched bands of hair-like streaks.
     centre = BROW_Y + 0.015 - 0.05 * np.sin(np.pi * np.clip(ax - 0.1, 0, 0.55) / 0.55)
@@ -184,9 +230,12 @@ def skin_texture(head: HeadModel, appearance: SubjectAppearance):
     in_eye = (np.abs(ax - EYE_X) < EYE_HALF_WIDTH + 0.02) * front
     lash = smoothstep(1.3, 0.2, eye_upper_row - grid_row) * (grid_row <= eye_upper_row) * in_eye
     albedo *= 1 - 0.85 * lash[..., None]
-    lower_lash = smoothstep(1.0, 0.0, grid_row - eye_upper_row - 1) * (grid_row > eye_upper_row) * in_eye
+    lower_lash = (
+        smoothstep(1.0, 0.0, grid_row - eye_upper_row - 1) * (grid_row > eye_upper_row) * in_eye
+    )
     albedo *= 1 - 0.35 * lower_lash[..., None]
-    lid_band = (np.abs(grid_row - eye_upper_row - 0.5) < 2.5) & (in_eye > 0.5)
+    near_eye = (np.abs(ax - EYE_X) < EYE_HALF_WIDTH + 0.05) & (front > 0.5)
+    lid_band = (np.abs(grid_row - eye_upper_row - 0.5) < 2.5) & near_eye
     labels[lid_band] = LABEL["eyelid"]
 
     # Nostrils: dark spots under the nose tip.
@@ -201,7 +250,6 @@ def skin_texture(head: HeadModel, appearance: SubjectAppearance):
     albedo = albedo * (1 - hair[..., None]) + hair_colour * hair[..., None]
     labels[hair > 0.5] = LABEL["hair"]
     return np.clip(albedo, 0, 1).astype(np.float32), labels
-
 
 
 @dataclass(frozen=True)
@@ -223,8 +271,8 @@ def sample_take_lighting(rng: np.random.Generator) -> TakeLighting:
     base = rng.uniform(0.15, 0.85, 3)
     return TakeLighting(
         direction=direction / np.linalg.norm(direction),
-        ambient=float(rng.uniform(0.45, 0.6)),
-        diffuse=float(rng.uniform(0.5, 0.7)),
+        ambient=float(rng.uniform(0.42, 0.55)),
+        diffuse=float(rng.uniform(0.45, 0.65)),
         specular=float(rng.uniform(0.03, 0.1)),
         colour=1.0 + 0.06 * warmth * np.array([1.0, 0.1, -1.0]),
         background_top=np.clip(base * rng.uniform(0.8, 1.2, 3), 0, 1),

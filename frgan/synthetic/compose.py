@@ -13,11 +13,13 @@ from frgan.synthetic.head import (
     NECK,
     SKIN,
     TONGUE,
+    TORSO,
     UPPER_TEETH,
     HeadModel,
     smoothstep,
 )
 
+MOUTH_PARTS = (MOUTH_CAVITY, TONGUE, UPPER_TEETH, LOWER_TEETH)
 HEAD_CENTRE_Y = 0.44  # image height fraction where the model origin lands
 
 PART_LABELS = {
@@ -27,24 +29,56 @@ PART_LABELS = {
     UPPER_TEETH: LABEL["teeth"],
     LOWER_TEETH: LABEL["teeth"],
     NECK: LABEL["skin"],
+    TORSO: LABEL["clothes"],
 }
 
 
 def rotation_matrices(yaw, pitch, roll) -> np.ndarray:
     """[T,3,3] rotations (roll about z after pitch about x after yaw about y)."""
-    cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+    cy, sy, cp, sp, cr, sr = (
+        np.cos(yaw),
+        np.sin(yaw),
+        np.cos(pitch),
+        np.sin(pitch),
+        np.cos(roll),
+        np.sin(roll),
+    )
     one, zero = np.ones_like(yaw), np.zeros_like(yaw)
-    r_yaw = np.stack([np.stack([cy, zero, sy], -1), np.stack([zero, one, zero], -1), np.stack([-sy, zero, cy], -1)], -2)
-    r_pitch = np.stack([np.stack([one, zero, zero], -1), np.stack([zero, cp, -sp], -1), np.stack([zero, sp, cp], -1)], -2)
-    r_roll = np.stack([np.stack([cr, -sr, zero], -1), np.stack([sr, cr, zero], -1), np.stack([zero, zero, one], -1)], -2)
+    r_yaw = np.stack(
+        [
+            np.stack([cy, zero, sy], -1),
+            np.stack([zero, one, zero], -1),
+            np.stack([-sy, zero, cy], -1),
+        ],
+        -2,
+    )
+    r_pitch = np.stack(
+        [
+            np.stack([one, zero, zero], -1),
+            np.stack([zero, cp, -sp], -1),
+            np.stack([zero, sp, cp], -1),
+        ],
+        -2,
+    )
+    r_roll = np.stack(
+        [
+            np.stack([cr, -sr, zero], -1),
+            np.stack([sr, cr, zero], -1),
+            np.stack([zero, zero, one], -1),
+        ],
+        -2,
+    )
     return r_roll @ r_pitch @ r_yaw
 
 
 def project(vertices: np.ndarray, pose: np.ndarray, image_size: int) -> np.ndarray:
     """Model-space vertices [T,N,3] -> image pixels + depth [T,N,3] (orthographic)."""
     rotations = rotation_matrices(pose[:, 0], pose[:, 1], pose[:, 2])
-    posed = np.einsum("tij,tnj->tni", rotations, vertices) * pose[:, None, 5:6]
-    centre = np.stack([image_size / 2 + pose[:, 3], HEAD_CENTRE_Y * image_size + pose[:, 4], np.zeros(len(pose))], -1)
+    posed = np.matmul(vertices, rotations.transpose(0, 2, 1)) * pose[:, None, 5:6]
+    centre = np.stack(
+        [image_size / 2 + pose[:, 3], HEAD_CENTRE_Y * image_size + pose[:, 4], np.zeros(len(pose))],
+        -1,
+    )
     return posed + centre[:, None]
 
 
@@ -54,7 +88,9 @@ def sample_texture(texture: np.ndarray, xy: np.ndarray, interpolation: int) -> n
     padded = np.zeros((-(-len(xy) // width) * width, 2), np.float32)
     padded[: len(xy)] = xy
     grid = padded.reshape(-1, width, 2)
-    values = cv2.remap(texture, grid[..., 0], grid[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE)
+    values = cv2.remap(
+        texture, grid[..., 0], grid[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE
+    )
     return values.reshape((-1,) + texture.shape[2:])[: len(xy)]
 
 
@@ -66,6 +102,7 @@ def vertex_albedo(head: HeadModel, appearance: SubjectAppearance) -> np.ndarray:
         UPPER_TEETH: [0.93, 0.91, 0.84],
         LOWER_TEETH: [0.9, 0.88, 0.8],
         EYEBALL: [0.95, 0.93, 0.9],
+        TORSO: appearance.clothes,
     }
     albedo = np.tile(appearance.skin * 0.93, (head.num_vertices, 1))
     for part, colour in colours.items():
@@ -81,8 +118,8 @@ def _eye_colour(uv, gaze, appearance: SubjectAppearance, pupil: float):
     angle = np.arctan2(offset[:, 1], offset[:, 0])
     sclera = np.array([0.95, 0.93, 0.9]) * (1 - 0.25 * smoothstep(0.4, 0.95, radial))[:, None]
     streaks = 0.8 + 0.2 * np.cos(17 * angle) * np.cos(5 * angle + 1.0)
-    iris = appearance.iris[None] * (streaks * (1 - 0.5 * smoothstep(0.3, 0.42, distance)))[:, None]
-    colour = np.where((distance < 0.42)[:, None], iris, sclera)
+    iris = appearance.iris[None] * (streaks * (1 - 0.5 * smoothstep(0.26, 0.38, distance)))[:, None]
+    colour = np.where((distance < 0.38)[:, None], iris, sclera)
     return np.where((distance < pupil)[:, None], 0.02, colour)
 
 
@@ -111,11 +148,10 @@ def render_frames(
     face_index, bary, _ = rasterize(posed, head.faces, size, size)
     normals = vertex_normals(posed, head.faces)
     static = np.concatenate([head.uv, head.part[:, None], vertex_albedo(head, appearance)], 1)
-    attributes = np.concatenate([np.broadcast_to(static, (frames,) + static.shape), normals], -1)
-    pixels = interpolate(attributes, head.faces, face_index, bary)  # [T,S,S,8]
     covered = face_index >= 0
-    values = pixels[covered]  # [K,8]
-    uv, part, colour, normal = values[:, :2], np.rint(values[:, 2]).astype(np.int8), values[:, 3:6], values[:, 6:9]
+    values = interpolate(static, head.faces, face_index, bary)[covered]  # [K,6] covered pixels
+    normal = interpolate(normals, head.faces, face_index, bary)[covered]  # [K,3]
+    uv, part, colour = values[:, :2], np.rint(values[:, 2]).astype(np.int8), values[:, 3:6]
 
     skin = part == SKIN
     k = TEXELS_PER_CELL
@@ -127,17 +163,20 @@ def render_frames(
     colour = _teeth_colour(uv, part, colour)
 
     normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-9
-    light = lighting.direction
+    light = lighting.direction.astype(np.float32)
     lambert = np.clip(normal @ light, 0, None)
-    half = light + np.array([0.0, 0.0, -1.0])
+    half = light + np.array([0.0, 0.0, -1.0], np.float32)
     half /= np.linalg.norm(half)
     gloss = np.clip(normal @ half, 0, None)
-    shininess = np.where(eye, 80.0, 12.0)
-    strength = np.where(eye, 0.6, lighting.specular)
-    occlusion = np.where(np.isin(part, (MOUTH_CAVITY, TONGUE, UPPER_TEETH, LOWER_TEETH)), 0.6, 1.0)
-    occlusion = np.where(part == NECK, 0.8, occlusion)
+    shininess = np.where(eye, np.float32(80), np.float32(12))
+    strength = np.where(eye, np.float32(0.6), np.float32(lighting.specular))
+    occlusion = np.where(np.isin(part, MOUTH_PARTS), np.float32(0.6), np.float32(1))
+    occlusion[part == NECK] = 0.8
     shade = (lighting.ambient + lighting.diffuse * lambert) * occlusion
-    lit = colour * shade[:, None] * lighting.colour[None] + (strength * gloss**shininess)[:, None]
+    lit = (
+        colour * shade[:, None] * lighting.colour[None].astype(np.float32)
+        + (strength * gloss**shininess)[:, None]
+    )
 
     images = np.broadcast_to(background, (frames,) + background.shape).copy()
     images[covered] = lit

@@ -49,9 +49,25 @@ BLINK = ACTION_UNITS.index("AU45_blink")
 # that the classes stay apart at 64-128 px).
 EXPRESSION_ACTION_UNITS = {
     "anger": {"AU4": 1.0, "AU5": 0.5, "AU7": 1.0, "AU10": 0.25, "AU17": 0.5, "AU23": 1.0},
-    "disgust": {"AU4": 0.4, "AU7": 0.4, "AU9": 1.0, "AU10": 1.0, "AU15": 0.5, "AU17": 0.6, "AU25": 0.3},
-    "fear": {"AU1": 1.0, "AU2": 0.6, "AU4": 0.7, "AU5": 1.0, "AU20": 1.0, "AU25": 0.8, "AU26": 0.35},
-    "happiness": {"AU6": 1.0, "AU12": 1.0, "AU25": 0.6, "AU26": 0.15},
+    "disgust": {
+        "AU4": 0.4,
+        "AU7": 0.4,
+        "AU9": 1.0,
+        "AU10": 1.0,
+        "AU15": 0.5,
+        "AU17": 0.6,
+        "AU25": 0.3,
+    },
+    "fear": {
+        "AU1": 1.0,
+        "AU2": 0.6,
+        "AU4": 0.7,
+        "AU5": 1.0,
+        "AU20": 1.0,
+        "AU25": 0.8,
+        "AU26": 0.35,
+    },
+    "happiness": {"AU6": 1.0, "AU12": 1.0, "AU25": 0.8, "AU26": 0.2},
     "sadness": {"AU1": 1.0, "AU4": 0.7, "AU15": 1.0, "AU17": 0.6, "AU45": 0.25},
     "surprise": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU25": 0.8, "AU26": 1.0},
 }
@@ -90,26 +106,34 @@ def action_unit_basis(head: HeadModel) -> np.ndarray:
     hard_split = lower_lip.astype(float)
     ramp = smoothstep(MOUTH_Y - 0.05, MOUTH_Y + 0.3, y)
     beside_mouth = smoothstep(MOUTH_HALF_WIDTH - 0.02, MOUTH_HALF_WIDTH + 0.12, ax)
-    jaw = ((1 - beside_mouth) * hard_split + beside_mouth * ramp) * smoothstep(0.3, 1.1, np.hypot(ax - 0.95, y + 0.05))
+    jaw = ((1 - beside_mouth) * hard_split + beside_mouth * ramp) * smoothstep(
+        0.3, 1.1, np.hypot(ax - 0.95, y + 0.05)
+    )
     interior_jaw = np.where(head.part == SKIN, 0.0, (head.mouth_side > 0).astype(float))
     jaw = np.where(head.part == SKIN, jaw * head.front, interior_jaw)
 
     units = {
         "AU1": field(dy=-0.1 * brow(0.13, 0.14), dx=0.01 * sx * brow(0.13, 0.14)),
         "AU2": field(dy=-0.1 * brow(0.5, 0.16)),
-        "AU4": field(dy=0.07 * brow(0.22, 0.2), dx=-0.04 * sx * brow(0.2, 0.2), dz=-0.01 * brow(0.2, 0.2)),
+        "AU4": field(
+            dy=0.07 * brow(0.22, 0.2), dx=-0.04 * sx * brow(0.2, 0.2), dz=-0.01 * brow(0.2, 0.2)
+        ),
         "AU5": field(dy=-0.035 * upper_lid_shape),
         "AU6": field(dy=-0.045 * cheek - 0.012 * lower_lid_shape, dz=-0.02 * cheek),
         "AU7": field(dy=-0.022 * lower_lid_shape + 0.012 * upper_lid_shape),
         "AU9": field(
-            dy=-0.04 * gaussian(x / 0.17, (y - 0.22) / 0.13) + 0.025 * brow(0.12, 0.15),
+            dy=-0.05 * gaussian(x / 0.17, (y - 0.22) / 0.13) + 0.035 * brow(0.12, 0.15),
             dx=-0.02 * sx * brow(0.12, 0.15),
         ),
-        "AU10": field(dy=-0.05 * gaussian(x / 0.2, (y - MOUTH_Y + 0.03) / 0.09) * upper_lip * lips_open),
-        "AU12": field(dx=0.075 * sx * corner, dy=-0.1 * corner, dz=0.02 * corner),
+        "AU10": field(
+            dy=-0.07 * gaussian(x / 0.2, (y - MOUTH_Y + 0.03) / 0.09) * upper_lip * lips_open
+        ),
+        "AU12": field(dx=0.085 * sx * corner, dy=-0.12 * corner, dz=0.02 * corner),
         "AU15": field(dx=0.005 * sx * corner, dy=0.08 * corner),
         "AU17": field(
-            dy=-0.04 * gaussian(x / 0.25, (y - CHIN_Y + 0.1) / 0.2) * (lower_lip | (y > MOUTH_Y + 0.05)),
+            dy=-0.04
+            * gaussian(x / 0.25, (y - CHIN_Y + 0.1) / 0.2)
+            * (lower_lip | (y > MOUTH_Y + 0.05)),
             dz=-0.02 * gaussian(x / 0.25, (y - CHIN_Y) / 0.15),
         ),
         "AU20": field(dx=0.09 * sx * corner, dy=0.01 * corner, dz=0.015 * corner),
@@ -118,7 +142,10 @@ def action_unit_basis(head: HeadModel) -> np.ndarray:
             dy=0.01 * head.mouth_side * gaussian(x / 0.3, (y - MOUTH_Y) / 0.08),
         ),
         "AU25": field(
-            dy=(-0.025 * upper_lip * gaussian((y - MOUTH_Y) / 0.07) + 0.035 * lower_lip * gaussian((y - MOUTH_Y) / 0.1))
+            dy=(
+                -0.025 * upper_lip * gaussian((y - MOUTH_Y) / 0.07)
+                + 0.035 * lower_lip * gaussian((y - MOUTH_Y) / 0.1)
+            )
             * lips_open
         ),
         "AU26": field(dy=0.2 * jaw, dz=0.05 * jaw, weight=np.ones_like(x)),
@@ -127,9 +154,13 @@ def action_unit_basis(head: HeadModel) -> np.ndarray:
     return np.stack([units[name.split("_")[0]] for name in ACTION_UNITS])
 
 
-def articulate(head: HeadModel, rest: np.ndarray, basis: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def articulate(
+    head: HeadModel, rest: np.ndarray, basis: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
     """Vertices [T,N,3] of a subject's rest mesh [N,3] under action-unit weights [T,K]."""
-    verts = rest[None] + np.einsum("tk,knd->tnd", weights, basis)
+    verts = rest[None] + (weights @ basis.reshape(len(basis), -1)).reshape(
+        (len(weights),) + rest.shape
+    )
     for pairs in (head.eye_pairs, head.mouth_pairs):
         upper, lower = pairs[:, 0], pairs[:, 1]
         crossed = verts[:, upper, 1] > verts[:, lower, 1]

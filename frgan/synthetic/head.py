@@ -27,11 +27,21 @@ BROW_Y = -0.36
 NOSE_TIP_Y = 0.30
 MOUTH_Y, MOUTH_HALF_WIDTH = 0.56, 0.27
 CHIN_Y = 0.97
-EYEBALL_RADIUS = 0.15
+EYEBALL_RADIUS = 0.17
 
 # Mesh parts (per-vertex `part`), also used as material ids when rendering.
-SKIN, EYEBALL, MOUTH_CAVITY, UPPER_TEETH, LOWER_TEETH, TONGUE, NECK = range(7)
-PART_NAMES = ("skin", "eyeball", "mouth_cavity", "upper_teeth", "lower_teeth", "tongue", "neck")
+SKIN, EYEBALL, MOUTH_CAVITY, UPPER_TEETH, LOWER_TEETH, TONGUE, NECK, TORSO = range(8)
+PART_NAMES = (
+    "skin",
+    "eyeball",
+    "mouth_cavity",
+    "upper_teeth",
+    "lower_teeth",
+    "tongue",
+    "neck",
+    "torso",
+)
+BODY_PARTS = (NECK, TORSO)  # follow the head pose but neither identity nor expression
 
 IDENTITY_NAMES = (
     "face_width",
@@ -67,7 +77,7 @@ class HeadModel:
     vertices: np.ndarray  # float64 [N,3] rest template (eyes open, lips closed)
     faces: np.ndarray  # int32 [M,3], counter-clockwise on screen when seen from the front
     uv: np.ndarray  # float64 [N,2] skin: (column, row) grid coords; eyeball: local disc coords
-    part: np.ndarray  # int8 [N] one of SKIN..NECK
+    part: np.ndarray  # int8 [N] one of SKIN..TORSO
     mouth_side: np.ndarray  # int8 [N] -1 above the mouth slit, +1 below (jaw), 0 elsewhere
     eye_side: np.ndarray  # int8 [N] -1 above an eye slit (upper lid), +1 below, 0 elsewhere
     front: np.ndarray  # float64 [N] 1 on the face, 0 at the back of the head
@@ -125,7 +135,9 @@ def facial_relief(x, y):
     # Nose: a ridge from between the eyes to the tip, widening towards the nostrils.
     progress = np.clip((y - EYE_Y + 0.02) / (NOSE_TIP_Y - EYE_Y + 0.02), 0.0, 1.0)
     ridge_height = (0.04 + 0.19 * progress**1.4) * np.where(
-        y > NOSE_TIP_Y, gaussian((y - NOSE_TIP_Y) / 0.045), gaussian(np.minimum(y - EYE_Y + 0.02, 0) / 0.08)
+        y > NOSE_TIP_Y,
+        gaussian((y - NOSE_TIP_Y) / 0.045),
+        gaussian(np.minimum(y - EYE_Y + 0.02, 0) / 0.08),
     )
     ridge_width = 0.055 + 0.06 * progress
     relief -= ridge_height * gaussian(x / ridge_width)
@@ -189,7 +201,9 @@ def _grid_angles(density: float):
     )
     eye_upper = int(np.argmin(np.abs(rows - (eye_theta - gap / 2))))
     mouth_upper = int(np.argmin(np.abs(rows - (mouth_theta - gap / 2))))
-    half = np.concatenate([_segment(0.0, 1.15, fine, include_hi=False), _segment(1.15, np.pi, coarse)])
+    half = np.concatenate(
+        [_segment(0.0, 1.15, fine, include_hi=False), _segment(1.15, np.pi, coarse)]
+    )
     cols = np.concatenate([-half[:0:-1], half])  # symmetric, -pi .. pi (seam duplicated)
     return rows, cols, (eye_upper, eye_upper + 1), (mouth_upper, mouth_upper + 1)
 
@@ -222,9 +236,8 @@ def _patch(x_range, y_range, n_x, n_y, depth_fn, part):
 
 def _eyeball(center_x, n=12):
     """Front cap of an eyeball behind one eye slit; uv = position on the unit disc."""
-    angle = np.linspace(-1.0, 1.0, n)
-    ax, ay = np.meshgrid(angle, angle)
-    gx, gy = ax * 0.95, ay * 0.95  # angular coordinates (radians) on the sphere
+    angle = np.linspace(-1.2, 1.2, n)
+    gx, gy = np.meshgrid(angle, angle)  # angular coordinates (radians) on the sphere
     x = EYEBALL_RADIUS * np.sin(gx) * np.cos(gy)
     y = EYEBALL_RADIUS * np.sin(gy)
     z = -EYEBALL_RADIUS * np.cos(gx) * np.cos(gy)
@@ -248,15 +261,47 @@ def _neck():
     return verts, faces, uv, np.full(len(verts), NECK, np.int8)
 
 
+def _torso():
+    """Shoulders in clothing: a bell that widens below the neck."""
+    theta = np.linspace(-np.pi, np.pi, 33)
+    ys = np.linspace(1.4, 2.9, 10)
+    gt, gy = np.meshgrid(theta, ys)
+    spread = smoothstep(1.4, 2.2, gy)
+    x = (0.54 + 1.05 * spread) * np.sin(gt)
+    z = 0.25 - (0.5 + 0.2 * spread) * np.cos(gt)
+    verts = np.stack([x, gy, z], -1).reshape(-1, 3)
+    faces = _grid_quads(len(ys), len(theta), np.zeros((len(ys) - 1, len(theta) - 1), bool))
+    uv = np.stack([gt, gy], -1).reshape(-1, 2)
+    return verts, faces, uv, np.full(len(verts), TORSO, np.int8)
+
+
 def _mouth_parts():
     hw = MOUTH_HALF_WIDTH
     behind = lambda offset: lambda x, y: smooth_face_depth(x, y) + offset  # noqa: E731
-    cavity = _patch((-hw - 0.04, hw + 0.04), (MOUTH_Y - 0.12, MOUTH_Y + 0.34), 12, 10, behind(0.16), MOUTH_CAVITY)
-    upper = _patch((-hw + 0.03, hw - 0.03), (MOUTH_Y - 0.09, MOUTH_Y + 0.018), 20, 4, behind(0.045), UPPER_TEETH)
-    lower = _patch((-hw + 0.05, hw - 0.05), (MOUTH_Y - 0.005, MOUTH_Y + 0.09), 18, 4, behind(0.06), LOWER_TEETH)
+    cavity = _patch(
+        (-hw - 0.18, hw + 0.18),
+        (MOUTH_Y - 0.14, MOUTH_Y + 0.36),
+        14,
+        10,
+        behind(0.16),
+        MOUTH_CAVITY,
+    )
+    upper = _patch(
+        (-hw + 0.03, hw - 0.03),
+        (MOUTH_Y - 0.09, MOUTH_Y + 0.018),
+        20,
+        4,
+        behind(0.045),
+        UPPER_TEETH,
+    )
+    lower = _patch(
+        (-hw + 0.05, hw - 0.05), (MOUTH_Y - 0.005, MOUTH_Y + 0.09), 18, 4, behind(0.06), LOWER_TEETH
+    )
 
     def tongue_depth(x, y):
-        return smooth_face_depth(x, y) + 0.11 - 0.03 * gaussian(x / 0.15, (y - MOUTH_Y - 0.14) / 0.1)
+        return (
+            smooth_face_depth(x, y) + 0.11 - 0.03 * gaussian(x / 0.15, (y - MOUTH_Y - 0.14) / 0.1)
+        )
 
     tongue = _patch((-0.17, 0.17), (MOUTH_Y + 0.03, MOUTH_Y + 0.26), 8, 7, tongue_depth, TONGUE)
     return [cavity, upper, lower, tongue]
@@ -267,7 +312,7 @@ def _mouth_parts():
 
 @lru_cache(maxsize=4)
 def build_head(density: float = 1.0) -> HeadModel:
-    """Build the template head; `density` scales the grid resolution (1.0: ~9k skin vertices)."""
+    """Build the template head; `density` scales the grid resolution (1.0: ~14k skin vertices)."""
     rows, cols, eye_rows, mouth_rows = _grid_angles(density)
     n_rows, n_cols = len(rows), len(cols)
     theta, phi = np.meshgrid(rows, cols, indexing="ij")
@@ -276,9 +321,13 @@ def build_head(density: float = 1.0) -> HeadModel:
 
     # Which side of each slit a skin vertex lies on.
     eye_band = np.abs(np.abs(x) - EYE_X) < EYE_HALF_WIDTH + 0.1
-    eye_side = np.where(eye_band & (np.abs(y - EYE_Y) < 0.25), np.where(row_index <= eye_rows[0], -1, 1), 0)
+    eye_side = np.where(
+        eye_band & (np.abs(y - EYE_Y) < 0.25), np.where(row_index <= eye_rows[0], -1, 1), 0
+    )
     mouth_band = (np.abs(x) < MOUTH_HALF_WIDTH + 0.15) & (np.cos(phi) > 0)
-    mouth_side = np.where(mouth_band & (np.abs(y - MOUTH_Y) < 0.6), np.where(row_index <= mouth_rows[0], -1, 1), 0)
+    mouth_side = np.where(
+        mouth_band & (np.abs(y - MOUTH_Y) < 0.6), np.where(row_index <= mouth_rows[0], -1, 1), 0
+    )
 
     # Close both slits (their two rows meet in the middle), then open the eyes at rest.
     for (upper, lower), in_slit in (
@@ -302,7 +351,7 @@ def build_head(density: float = 1.0) -> HeadModel:
     skin_faces = _grid_quads(n_rows, n_cols, skip)
     skin_uv = np.stack([col_index, row_index], -1).reshape(-1, 2).astype(np.float64)
     pieces = [(skin_verts, skin_faces, skin_uv, np.full(len(skin_verts), SKIN, np.int8))]
-    pieces += [_eyeball(-EYE_X), _eyeball(EYE_X)] + _mouth_parts() + [_neck()]
+    pieces += [_eyeball(-EYE_X), _eyeball(EYE_X)] + _mouth_parts() + [_neck(), _torso()]
 
     verts, faces, uvs, parts, offset = [], [], [], [], 0
     for v, f, uv, p in pieces:
@@ -320,11 +369,10 @@ def build_head(density: float = 1.0) -> HeadModel:
         out[:n_skin] = skin_values.reshape(-1)
         return out
 
-    interior_mouth_side = np.where(np.isin(parts, (LOWER_TEETH, TONGUE)), 1, 0)
-    interior_mouth_side = np.where(parts == UPPER_TEETH, -1, interior_mouth_side)
+    # Mouth interior: the lower teeth, the tongue and the cavity's lower half ride on the jaw.
     mouth_side_all = per_vertex(mouth_side, 0, np.int8)
-    mouth_side_all[n_skin:] = interior_mouth_side[n_skin:]
-    # The cavity's lower half moves with the jaw.
+    mouth_side_all[np.isin(parts, (LOWER_TEETH, TONGUE))] = 1
+    mouth_side_all[parts == UPPER_TEETH] = -1
     cavity = parts == MOUTH_CAVITY
     mouth_side_all[cavity] = np.where(verts[cavity, 1] > MOUTH_Y + 0.03, 1, -1)
 
@@ -338,7 +386,7 @@ def build_head(density: float = 1.0) -> HeadModel:
         mouth_pairs.append((grid_id(mouth_rows[0], col), grid_id(mouth_rows[1], col)))
 
     head_front = per_vertex(smoothstep(0.0, 0.6, np.cos(phi)), 1.0, np.float64)
-    head_front[parts == NECK] = 0.0
+    head_front[np.isin(parts, BODY_PARTS)] = 0.0
     head = dict(
         vertices=verts,
         faces=np.concatenate(faces).astype(np.int32),
@@ -354,8 +402,10 @@ def build_head(density: float = 1.0) -> HeadModel:
         eye_rows=eye_rows,
         mouth_rows=mouth_rows,
     )
-    head["landmark_ids"] = _landmark_ids(verts, n_rows, n_cols, eye_rows, mouth_rows, eye_cols, mouth_cols)
-    head["identity_basis"] = identity_basis(verts, parts, head["mouth_side"], head["eye_side"], head_front)
+    head["landmark_ids"] = _landmark_ids(verts, n_rows, n_cols, eye_rows, mouth_rows)
+    head["identity_basis"] = identity_basis(
+        verts, parts, head["mouth_side"], head["eye_side"], head_front
+    )
     for value in head.values():
         if isinstance(value, np.ndarray):
             value.flags.writeable = False
@@ -372,7 +422,7 @@ def eyelid_opening(x, y, eye_side):
 # --------------------------------------------------------------------------- landmarks
 
 
-def _landmark_ids(verts, n_rows, n_cols, eye_rows, mouth_rows, eye_cols, mouth_cols):
+def _landmark_ids(verts, n_rows, n_cols, eye_rows, mouth_rows):
     """Vertex ids of the 68 landmarks (usual order; subject's right = image left = -x)."""
     skin = verts[: n_rows * n_cols]
     front_skin = np.nonzero(skin[:, 2] < -0.2)[0]
@@ -389,7 +439,10 @@ def _landmark_ids(verts, n_rows, n_cols, eye_rows, mouth_rows, eye_cols, mouth_c
 
     # Jaw 0-16: from the right ear down round the chin to the left ear.
     jaw_angles = np.linspace(-0.5 * np.pi, 0.5 * np.pi, 17)
-    ids = [nearest(0.86 * np.sin(a) * (0.78 + 0.22 * abs(np.sin(a))), 1.03 * np.cos(a)) for a in jaw_angles]
+    ids = [
+        nearest(0.86 * np.sin(a) * (0.78 + 0.22 * abs(np.sin(a))), 1.03 * np.cos(a))
+        for a in jaw_angles
+    ]
     # Brows 17-26: outer to inner on the right brow, inner to outer on the left.
     brow_x = np.linspace(0.62, 0.12, 5)
     brow_y = BROW_Y + 0.015 - 0.05 * np.sin(np.pi * (brow_x - 0.1) / 0.55)
@@ -397,28 +450,40 @@ def _landmark_ids(verts, n_rows, n_cols, eye_rows, mouth_rows, eye_cols, mouth_c
     ids += [nearest(bx, by) for bx, by in zip(brow_x[::-1], brow_y[::-1], strict=True)]
     # Nose 27-35: bridge top to tip, then the base of the nose right to left.
     ids += [nearest(0.0, y) for y in np.linspace(EYE_Y - 0.04, NOSE_TIP_Y - 0.01, 4)]
-    ids += [nearest(x, NOSE_TIP_Y + 0.05 - 0.02 * (abs(x) < 0.01)) for x in (-0.11, -0.055, 0.0, 0.055, 0.11)]
+    ids += [
+        nearest(x, NOSE_TIP_Y + 0.05 - 0.02 * (abs(x) < 0.01))
+        for x in (-0.11, -0.055, 0.0, 0.055, 0.11)
+    ]
     # Eyes 36-47: corner, two upper-lid points, corner, two lower-lid points.
     up, low = eye_rows
     for sign in (-1, 1):
         outer, inner = sign * (EYE_X + EYE_HALF_WIDTH), sign * (EYE_X - EYE_HALF_WIDTH)
-        third = lambda k: sign * (EYE_X + EYE_HALF_WIDTH * (1 - 2 * k / 3))  # noqa: E731
+        # Points a third and two thirds of the way from the outer to the inner corner.
+        third, two_thirds = (sign * (EYE_X + EYE_HALF_WIDTH * (1 - 2 * k / 3)) for k in (1, 2))
         if sign < 0:  # right eye (image left): outer corner first
-            ids += [on_row(up, outer), on_row(up, third(1)), on_row(up, third(2)), on_row(up, inner)]
-            ids += [on_row(low, third(2)), on_row(low, third(1))]
+            ids += [on_row(up, outer), on_row(up, third), on_row(up, two_thirds), on_row(up, inner)]
+            ids += [on_row(low, two_thirds), on_row(low, third)]
         else:  # left eye: inner corner first
-            ids += [on_row(up, inner), on_row(up, third(2)), on_row(up, third(1)), on_row(up, outer)]
-            ids += [on_row(low, third(1)), on_row(low, third(2))]
+            ids += [on_row(up, inner), on_row(up, two_thirds), on_row(up, third), on_row(up, outer)]
+            ids += [on_row(low, third), on_row(low, two_thirds)]
     # Mouth 48-59: outer lip contour (clockwise from the right corner), just inside the
     # vermilion border; 60-67: inner contour on the slit edges.
     hw = MOUTH_HALF_WIDTH
     m_up, m_low = mouth_rows
-    corner_r, corner_l = on_row(m_up, -hw - 0.02), on_row(m_up, hw + 0.02)
+    corner_r, corner_l = on_row(m_up, -hw), on_row(m_up, hw)
     upper_x = (-0.17, -0.07, 0.0, 0.07, 0.17)
-    ids += [corner_r] + [nearest(x, MOUTH_Y - 0.8 * upper_lip_height(x)) for x in upper_x] + [corner_l]
+    ids += (
+        [corner_r]
+        + [nearest(x, MOUTH_Y - 0.65 * upper_lip_height(x)) for x in upper_x]
+        + [corner_l]
+    )
     lower_x = (0.15, 0.07, 0.0, -0.07, -0.15)
-    ids += [nearest(x, MOUTH_Y + 0.8 * lower_lip_height(x)) for x in lower_x]
-    ids += [on_row(m_up, -hw + 0.03)] + [on_row(m_up, x) for x in (-0.1, 0.0, 0.1)] + [on_row(m_up, hw - 0.03)]
+    ids += [nearest(x, MOUTH_Y + 0.65 * lower_lip_height(x)) for x in lower_x]
+    ids += (
+        [on_row(m_up, -hw + 0.03)]
+        + [on_row(m_up, x) for x in (-0.1, 0.0, 0.1)]
+        + [on_row(m_up, hw - 0.03)]
+    )
     ids += [on_row(m_low, x) for x in (0.1, 0.0, -0.1)]
     assert len(ids) == 68
     return np.array(ids, np.int64)
@@ -426,7 +491,7 @@ def _landmark_ids(verts, n_rows, n_cols, eye_rows, mouth_rows, eye_cols, mouth_c
 
 def upper_lip_height(x):
     """Height of the upper vermilion above the mouth line (with a cupid's bow)."""
-    base = 0.06 * np.clip(1 - (x / (MOUTH_HALF_WIDTH + 0.01)) ** 2, 0, 1) ** 0.5
+    base = 0.07 * np.clip(1 - (x / (MOUTH_HALF_WIDTH + 0.01)) ** 2, 0, 1) ** 0.5
     return base - 0.012 * gaussian(x / 0.03) + 0.006 * gaussian((np.abs(x) - 0.055) / 0.03)
 
 
@@ -454,20 +519,40 @@ def identity_basis(verts, parts, mouth_side, eye_side, front):
         "face_width": (0.06 * x, zero, zero),
         "face_length": (zero, 0.07 * np.maximum(y - EYE_Y, 0) * front, zero),
         "jaw_width": (0.1 * x * lower_face, zero, zero),
-        "chin": (zero, 0.04 * gaussian(x / 0.3, (y - CHIN_Y) / 0.2) * front, -0.03 * gaussian(x / 0.25, (y - CHIN_Y) / 0.15) * front),
+        "chin": (
+            zero,
+            0.04 * gaussian(x / 0.3, (y - CHIN_Y) / 0.2) * front,
+            -0.03 * gaussian(x / 0.25, (y - CHIN_Y) / 0.15) * front,
+        ),
         "nose_length": (zero, 0.03 * gaussian(x / 0.2, (y - NOSE_TIP_Y) / 0.12) * front, zero),
-        "nose_width": (0.025 * sx * gaussian((ax - 0.1) / 0.08, (y - NOSE_TIP_Y) / 0.1) * front, zero, zero),
+        "nose_width": (
+            0.025 * sx * gaussian((ax - 0.1) / 0.08, (y - NOSE_TIP_Y) / 0.1) * front,
+            zero,
+            zero,
+        ),
         "nose_depth": (zero, zero, -0.04 * gaussian(x / 0.1, (y - 0.15) / 0.18) * front),
         "eye_spacing": (0.025 * sx * eye_region, zero, zero),
-        "eye_size": (zero, 0.012 * eye_side * gaussian((ax - EYE_X) / 0.12, (y - EYE_Y) / 0.08) * front, zero),
-        "lip_fullness": (zero, 0.25 * (y - MOUTH_Y) * gaussian(x / 0.22, (y - MOUTH_Y) / 0.1) * front, -0.02 * gaussian(x / 0.22, (y - MOUTH_Y) / 0.08) * front),
+        "eye_size": (
+            zero,
+            0.012 * eye_side * gaussian((ax - EYE_X) / 0.12, (y - EYE_Y) / 0.08) * front,
+            zero,
+        ),
+        "lip_fullness": (
+            zero,
+            0.25 * (y - MOUTH_Y) * gaussian(x / 0.22, (y - MOUTH_Y) / 0.1) * front,
+            -0.02 * gaussian(x / 0.22, (y - MOUTH_Y) / 0.08) * front,
+        ),
         "mouth_width": (0.05 * x * mouth_region, zero, zero),
         "brow_height": (zero, -0.03 * gaussian(x / 0.6, (y - BROW_Y) / 0.12) * front, zero),
-        "cheek_fullness": (zero, zero, -0.04 * gaussian((ax - 0.45) / 0.18, (y - 0.3) / 0.2) * front),
+        "cheek_fullness": (
+            zero,
+            zero,
+            -0.04 * gaussian((ax - 0.45) / 0.18, (y - 0.3) / 0.2) * front,
+        ),
         "forehead_slope": (zero, zero, 0.05 * smoothstep(-0.4, -1.0, y) * front),
     }
     interior = parts != SKIN
     basis = np.stack([np.stack(fields[name], -1) for name in IDENTITY_NAMES])
     basis[:, interior, 2] = 0.0
-    basis[:, parts == NECK] = 0.0
+    basis[:, np.isin(parts, BODY_PARTS)] = 0.0
     return basis

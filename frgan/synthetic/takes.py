@@ -7,7 +7,14 @@ import numpy as np
 from frgan.synthetic.expressions import ACTION_UNITS, BLINK, expression_vector
 from frgan.synthetic.head import smoothstep
 
-POSE_NAMES = ("yaw", "pitch", "roll", "tx", "ty", "scale")  # radians, radians, radians, px, px, px/unit
+POSE_NAMES = (
+    "yaw",
+    "pitch",
+    "roll",
+    "tx",
+    "ty",
+    "scale",
+)  # radians, radians, radians, px, px, px/unit
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,10 @@ def smooth_wander(rng: np.random.Generator, n_frames: int, amplitude: float) -> 
     periods = rng.uniform(20, 70, 2)
     phases = rng.uniform(0, 2 * np.pi, 2)
     weights = rng.uniform(0.3, 1.0, 2)
-    wave = sum(w * np.sin(2 * np.pi * t / p + ph) for w, p, ph in zip(weights, periods, phases, strict=True))
+    wave = sum(
+        w * np.sin(2 * np.pi * t / p + ph)
+        for w, p, ph in zip(weights, periods, phases, strict=True)
+    )
     return amplitude * (wave / weights.sum() + rng.uniform(-0.5, 0.5))
 
 
@@ -61,7 +71,9 @@ def sample_take_dynamics(
 ) -> TakeDynamics:
     curve, returns = expression_curve(rng, n_frames)
     intensity = float(rng.uniform(0.7, 1.0))
-    apex_weights = expression_vector(expression) * rng.uniform(0.85, 1.15, len(ACTION_UNITS)) * intensity
+    apex_weights = (
+        expression_vector(expression) * rng.uniform(0.85, 1.15, len(ACTION_UNITS)) * intensity
+    )
     action_units = curve[:, None] * apex_weights[None]
     blinks = blink_track(rng, n_frames)
     action_units[:, BLINK] = np.clip(action_units[:, BLINK] + blinks, 0, 1)
@@ -80,7 +92,9 @@ def sample_take_dynamics(
     )
     # Gaze: a few fixations with jumps between them.
     fixations = rng.uniform(-0.15, 0.15, (rng.integers(1, 4), 2))
-    gaze = fixations[np.minimum(np.arange(n_frames) * len(fixations) // n_frames, len(fixations) - 1)]
+    gaze = fixations[
+        np.minimum(np.arange(n_frames) * len(fixations) // n_frames, len(fixations) - 1)
+    ]
 
     peak = curve.max()
     candidates = np.nonzero((curve >= peak - 1e-3) & (blinks < 0.05))[0]

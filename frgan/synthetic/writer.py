@@ -21,12 +21,19 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from frgan.errors import ConfigError
 from frgan.synthetic.expressions import ACTION_UNITS, EXPRESSION_ACTION_UNITS, EXPRESSIONS
+from frgan.synthetic.generate import head_and_basis, render_take
 from frgan.synthetic.head import IDENTITY_NAMES
-from frgan.synthetic.take import head_and_basis, render_take
 from frgan.synthetic.takes import POSE_NAMES
 
 GENERATOR_VERSION = "1.0"
@@ -67,10 +74,14 @@ def validate_config(**options) -> SynthConfig:
     takes = integer("takes_per_expression", 1)
     image_size = integer("image_size", 0)
     if image_size < MIN_IMAGE_SIZE:
-        raise ConfigError(f"synth option image_size={image_size} is too small for a face; use >= {MIN_IMAGE_SIZE} pixels")
+        raise ConfigError(
+            f"synth option image_size={image_size} is too small for a face; use >= {MIN_IMAGE_SIZE} pixels"
+        )
     min_frames, max_frames = integer("min_frames", 2), integer("max_frames", 2)
     if min_frames > max_frames:
-        raise ConfigError(f"synth option min_frames={min_frames} exceeds max_frames={max_frames}; make min_frames <= max_frames")
+        raise ConfigError(
+            f"synth option min_frames={min_frames} exceeds max_frames={max_frames}; make min_frames <= max_frames"
+        )
     seed = integer("seed", 0)
     expressions = options["expressions"]
     if expressions is None:
@@ -136,7 +147,9 @@ def write_take(root: Path, config: SynthConfig, subject: int, expression: str, t
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for index, image in enumerate(result.images):
-        ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        ok, encoded = cv2.imencode(
+            ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+        )
         if not ok:
             raise RuntimeError(f"JPEG encoding failed for {final}/img_{index:04d}.jpg")
         (staging / f"img_{index:04d}.jpg").write_bytes(encoded.tobytes())
@@ -180,7 +193,9 @@ def _init_worker() -> None:
 def prepare_root(root: Path, config: SynthConfig, overwrite: bool) -> str:
     """Decide what to do with the output folder: 'new', 'resume' or 'complete'."""
     if root.exists() and not root.is_dir():
-        raise FileExistsError(f"Synthetic dataset root {root} exists and is not a folder; choose another root.")
+        raise FileExistsError(
+            f"Synthetic dataset root {root} exists and is not a folder; choose another root."
+        )
     if not root.exists() or not any(root.iterdir()):
         root.mkdir(parents=True, exist_ok=True)
         return "new"
@@ -201,7 +216,9 @@ def prepare_root(root: Path, config: SynthConfig, overwrite: bool) -> str:
                 f"{root} holds a synthetic dataset made with a different config ({path.name}: {recorded}); "
                 "pass overwrite=true to replace it, or choose another root."
             )
-    raise FileExistsError(f"Output folder {root} is not empty; pass overwrite=true to replace its contents, or choose another root.")
+    raise FileExistsError(
+        f"Output folder {root} is not empty; pass overwrite=true to replace its contents, or choose another root."
+    )
 
 
 def clean_partial_takes(root: Path, config: SynthConfig, takes) -> list:
@@ -283,9 +300,13 @@ def generate_dataset(
         seed=seed,
         save_vertices=save_vertices,
     )
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 0
+    ):
         raise ConfigError(f"synth option workers must be null or an integer >= 0, got {workers!r}")
-    root = Path(root)
+    if root is None or str(root) == "":
+        raise ConfigError("synth option root must be a folder path, got nothing")
+    root = Path(root).expanduser()
     started = time.perf_counter()
     state = prepare_root(root, config, overwrite)
     all_takes = [
@@ -323,13 +344,21 @@ def generate_dataset(
     }
 
 
-def _run_jobs(root: Path, config: SynthConfig, todo: list, workers: int | None, progress: bool) -> None:
+def _run_jobs(
+    root: Path, config: SynthConfig, todo: list, workers: int | None, progress: bool
+) -> None:
     if not todo:
         return
     workers = (os.cpu_count() or 1) if workers is None else workers
     workers = min(workers, len(todo))
     jobs = [(root, config, *t) for t in todo]
-    columns = (TextColumn("[bold]synth[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]synth[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task("takes", total=len(jobs))
         if workers <= 1:
@@ -338,7 +367,10 @@ def _run_jobs(root: Path, config: SynthConfig, todo: list, workers: int | None, 
                 bar.advance(task)
             return
         # Spawned workers, one BLAS/OpenCV thread each: the parallelism is over takes.
-        saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        saved = {
+            k: os.environ.get(k)
+            for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+        }
         os.environ.update({k: "1" for k in saved})
         try:
             context = multiprocessing.get_context("spawn")

@@ -68,7 +68,9 @@ def make_subject(seed: int, subject: int) -> Subject:
 
 
 def take_rng(seed: int, subject: int, expression: str, take: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, subject, EXPRESSIONS.index(expression), take, 1]))
+    return np.random.default_rng(
+        np.random.SeedSequence([seed, subject, EXPRESSIONS.index(expression), take])
+    )
 
 
 def render_take(

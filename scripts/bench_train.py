@@ -1,0 +1,274 @@
+"""Training throughput of ForecastGAN: samples/s of one training step (critic + generator).
+
+    python scripts/bench_train.py                                  # paper + small, fp32 + bf16, CPU
+    python scripts/bench_train.py --presets paper --steps 3 --accelerator gpu --peak-tflops 989
+
+Runs the real `ForecastGAN.training_step` through a Lightning Trainer on random batches,
+times each step after `--warmup` untimed ones (the fastest is reported: the least disturbed
+on a shared machine), and counts the model FLOPs of the first
+(warm-up) step with torch.utils.flop_counter.FlopCounterMode. With --peak-tflops it
+prints the model FLOPs utilisation (MFU). Prints a table and writes JSON (--out).
+The release measured 0.54 samples/s (paper preset, batch 16, fp32) on the project's
+2-core CPU machines; the table shows our ratio to it. Shared machines are noisy: the
+JSON records the load average and the process CPU time per step beside wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
+
+import frgan.models.blocks as blocks
+from frgan.models import ForecastGAN, Generator
+
+REFERENCE = {
+    "preset": "paper",
+    "batch_size": 16,
+    "precision": "32-true",
+    "samples_per_s": 0.54,
+    "source": "original release, 2 CPU cores, torch 2.13 (frgan-reference.md section 8)",
+}
+
+
+class RandomPairs(Dataset):
+    """Forecast batches of random values in [-1, 1]: the timing does not depend on content."""
+
+    def __init__(self, length: int, image_size: int):
+        self.length, self.image_size = length, image_size
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        generator = torch.Generator().manual_seed(index)
+        shape = (3, self.image_size, self.image_size)
+        return {
+            key: torch.rand(shape, generator=generator) * 2 - 1 for key in ("x0", "s0", "xt", "st")
+        }
+
+
+class _NoModuleTracking:
+    """Stands in for FlopCounterMode's ModuleTracker: its backward hooks break
+    torch.autograd.grad on leaf inputs, which the gradient penalty uses."""
+
+    parents = ("Global",)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        return None
+
+
+def total_flop_counter() -> FlopCounterMode:
+    """A FlopCounterMode that only keeps the total (no per-module breakdown)."""
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _NoModuleTracking()
+    return counter
+
+
+class StepTimer(pl.Callback):
+    """Wall and process CPU time of every training batch; FLOPs of the first one."""
+
+    def __init__(self):
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.flops = 0
+        self._counter: FlopCounterMode | None = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == 0:
+            self._counter = total_flop_counter()
+            self._counter.__enter__()
+        _synchronize(pl_module.device)
+        self._start = (time.perf_counter(), time.process_time())
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        _synchronize(pl_module.device)
+        self.wall.append(time.perf_counter() - self._start[0])
+        self.cpu.append(time.process_time() - self._start[1])
+        if self._counter is not None:
+            self._counter.__exit__(None, None, None)
+            self.flops = self._counter.get_total_flops()
+            self._counter = None
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def generator_forward_flops(preset: str, image_size: int, batch_size: int) -> int:
+    """FLOPs of one generator forward per sample, counted on the meta device (no compute)."""
+    with torch.device("meta"):
+        generator = Generator.from_preset(preset, image_size)
+        inputs = [torch.empty(batch_size, 3, image_size, image_size) for _ in range(3)]
+        with FlopCounterMode(display=False) as counter:
+            generator(*inputs)
+    return counter.get_total_flops() // batch_size
+
+
+def bench_one(preset: str, precision: str, batch_size: int, args: argparse.Namespace) -> dict:
+    pl.seed_everything(0, verbose=False)
+    model = ForecastGAN(preset=preset, image_size=args.image_size)
+    batches = args.warmup + args.steps
+    timer = StepTimer()
+    trainer = pl.Trainer(
+        accelerator=args.accelerator,
+        devices=1,
+        precision=precision,
+        max_epochs=1,
+        limit_train_batches=batches,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    data = DataLoader(RandomPairs(batches * batch_size, args.image_size), batch_size=batch_size)
+    trainer.fit(model, data)
+    timed = timer.wall[args.warmup :]
+    step_s = min(timed)  # the least disturbed step: others share this machine
+    flops_per_sample = timer.flops / batch_size
+    result = {
+        "preset": preset,
+        "precision": precision,
+        "batch_size": batch_size,
+        "image_size": args.image_size,
+        "device": str(model.device),
+        "steps": args.steps,
+        "step_s": timed,
+        "cpu_s": timer.cpu[args.warmup :],
+        "samples_per_s": batch_size / step_s,
+        "train_flops_per_sample": flops_per_sample,
+        "generator_forward_flops_per_sample": generator_forward_flops(
+            preset, args.image_size, batch_size
+        ),
+    }
+    if args.peak_tflops:
+        result["mfu"] = result["samples_per_s"] * flops_per_sample / (args.peak_tflops * 1e12)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--presets", nargs="+", default=["paper", "small"])
+    parser.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"])
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=1, help="timed steps per configuration")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed steps first (FLOPs are counted here)"
+    )
+    parser.add_argument("--accelerator", default="auto")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="the device's peak TFLOP/s at the benchmarked precision, to print MFU",
+    )
+    parser.add_argument(
+        "--unfolded",
+        action="store_true",
+        help="ablation: run every conv literally as the paper writes it (no kernel folding)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench/train.json"))
+    args = parser.parse_args()
+    if args.steps < 1 or args.warmup < 1 or args.batch_size < 1:
+        parser.error(
+            "--steps, --warmup and --batch-size must be >= 1 (the warm-up step counts FLOPs)"
+        )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.unfolded:
+        blocks.FOLD_MIN_PIXELS = float("inf")
+    os.environ.setdefault("WANDB_MODE", "disabled")
+
+    console = Console()
+    load_before = os.getloadavg()
+    results = []
+    for preset in args.presets:
+        for precision in args.precisions:
+            console.print(f"[bold]{preset}[/] {precision} batch {args.batch_size} ...")
+            results.append(bench_one(preset, precision, args.batch_size, args))
+
+    table = Table(title=f"ForecastGAN training step, {args.image_size} px (critic + generator)")
+    for column in (
+        "preset",
+        "precision",
+        "batch",
+        "step s",
+        "CPU s",
+        "samples/s",
+        "vs release",
+        "train GFLOP/sample",
+        "G fwd GFLOP/sample",
+        "MFU",
+    ):
+        table.add_column(column, justify="right")
+    for r in results:
+        step_s = min(r["step_s"])
+        comparable = (r["preset"], r["batch_size"]) == (
+            REFERENCE["preset"],
+            REFERENCE["batch_size"],
+        )
+        table.add_row(
+            r["preset"],
+            r["precision"],
+            str(r["batch_size"]),
+            f"{step_s:.2f}",
+            f"{min(r['cpu_s']):.2f}",
+            f"{r['samples_per_s']:.2f}",
+            f"{r['samples_per_s'] / REFERENCE['samples_per_s']:.2f}x" if comparable else "-",
+            f"{r['train_flops_per_sample'] / 1e9:.1f}",
+            f"{r['generator_forward_flops_per_sample'] / 1e9:.1f}",
+            f"{r['mfu']:.1%}" if "mfu" in r else "-",
+        )
+    console.print(table)
+    load_after = os.getloadavg()
+    console.print(
+        f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
+        f"on {os.cpu_count()} CPUs (a load above the CPU count means shared, noisy timings)"
+    )
+
+    report = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+        },
+        "unfolded": args.unfolded,
+        "reference": REFERENCE,
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(args.out.suffix + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    os.replace(tmp, args.out)
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

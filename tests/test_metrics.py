@@ -1,0 +1,77 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from frgan import metrics
+
+
+def _images(seed: int = 0, shape=(2, 3, 16, 16)) -> torch.Tensor:
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def test_identical_images_are_perfect():
+    x = _images()
+    assert torch.isinf(metrics.psnr(x, x)).all()
+    torch.testing.assert_close(metrics.ssim(x, x), torch.ones(2))
+
+
+def test_psnr_of_a_known_error():
+    target = torch.zeros(1, 3, 16, 16)
+    pred = target + 0.1  # MSE 0.01 over a range of 2: 10*log10(4 / 0.01)
+    torch.testing.assert_close(metrics.psnr(pred, target), torch.tensor([10 * math.log10(400.0)]))
+
+
+def test_masked_metrics_only_see_the_mask():
+    target = torch.zeros(1, 3, 16, 16)
+    pred = target.clone()
+    pred[..., :8, :] = 0.5  # error in the top half only
+    top = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
+    top[..., :8, :] = True
+    torch.testing.assert_close(
+        metrics.psnr(pred, target, top), torch.tensor([10 * math.log10(4 / 0.25)])
+    )
+    assert torch.isinf(metrics.psnr(pred, target, ~top)).all()
+    # the full frame averages both halves: MSE 0.125
+    torch.testing.assert_close(
+        metrics.psnr(pred, target), torch.tensor([10 * math.log10(4 / 0.125)])
+    )
+    assert metrics.ssim(pred, target, ~top) > metrics.ssim(pred, target, top)
+
+
+def test_empty_mask_gives_nan():
+    x = _images()
+    empty = torch.zeros(2, 1, 16, 16, dtype=torch.bool)
+    assert torch.isnan(metrics.psnr(x, -x, empty)).all()
+    assert torch.isnan(metrics.ssim(x, -x, empty)).all()
+
+
+def test_moving_mask_thresholds_the_largest_channel_change():
+    x0 = torch.zeros(1, 3, 4, 4)
+    xt = x0.clone()
+    xt[0, 2, 1, 1] = 0.5  # one channel of one pixel moves
+    xt[0, 0, 2, 2] = 0.05  # below the default threshold (0.1)
+    mask = metrics.moving_mask(x0, xt)
+    assert mask.shape == (1, 1, 4, 4)
+    assert mask.sum() == 1 and mask[0, 0, 1, 1]
+    assert metrics.moving_mask(x0, xt, threshold=0.01).sum() == 2
+
+
+def test_ssim_matches_scikit_image_away_from_the_border():
+    skimage_metrics = pytest.importorskip("skimage.metrics")
+    x, y = _images(1, (1, 3, 32, 32)), _images(2, (1, 3, 32, 32))
+    y = 0.7 * x + 0.3 * y  # correlated, so SSIM is far from 0
+    ours = metrics.ssim_map(x, y)[0].numpy()  # [3,H,W]
+    _, theirs = skimage_metrics.structural_similarity(
+        x[0].numpy(),
+        y[0].numpy(),
+        data_range=2.0,
+        channel_axis=0,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        full=True,
+    )
+    interior = (slice(None), slice(5, -5), slice(5, -5))  # where border padding plays no role
+    np.testing.assert_allclose(ours[interior], theirs[interior], atol=1e-4)

@@ -1,0 +1,237 @@
+import math
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from frgan.errors import ConfigError
+from frgan.models import Critic, ForecastGAN, Generator, architecture, blocks, supported_image_sizes
+from frgan.models.generator import composite
+
+SIZE = 16  # tiny preset at 16 px: 2 levels, bottleneck 4x4
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize(
+    ("image_size", "generator_params", "critic_params"),
+    [(64, 70_326_596, 13_286_977), (96, 74_268_996, 13_297_217), (128, 114_577_220, 20_366_401)],
+)
+def test_paper_preset_has_the_released_parameter_counts(
+    image_size, generator_params, critic_params
+):
+    with torch.device("meta"):  # no memory, no init
+        assert _count(Generator.from_preset("paper", image_size)) == generator_params
+        assert _count(Critic.from_preset("paper", image_size)) == critic_params
+
+
+def test_depth_rule():
+    assert architecture("paper", 64).channels == (64, 128, 256, 512, 512)
+    assert architecture("paper", 96).bottleneck == 6
+    assert architecture("paper", 128).levels == 5
+    assert {16, 64, 96, 128} <= set(supported_image_sizes())
+
+
+@pytest.mark.parametrize("bad_size", [72, 100, 7, "64"])
+def test_unsupported_image_size_is_refused_with_the_valid_sizes(bad_size):
+    with pytest.raises(
+        ConfigError, match=r"model.image_size=.* not supported.*Valid sizes.*64, 80, 96"
+    ):
+        architecture("small", bad_size)
+
+
+def test_unknown_preset_and_bad_options_are_refused():
+    with pytest.raises(
+        ConfigError, match=r"model.preset='huge' is unknown; valid presets: paper, small, tiny"
+    ):
+        ForecastGAN(preset="huge")
+    with pytest.raises(ConfigError, match="model.gp_on"):
+        ForecastGAN(preset="tiny", image_size=SIZE, gp_on="both")
+    with pytest.raises(ConfigError, match="model.n_critic"):
+        ForecastGAN(preset="tiny", image_size=SIZE, n_critic=0)
+
+
+@pytest.mark.parametrize("batch", [2, 64])  # the literal and the folded computation
+def test_folded_convolutions_equal_the_literal_ones(batch):
+    torch.manual_seed(0)
+    conv = blocks.conv3x3(5, 7).double()
+    x = torch.randn(batch, 5, 8, 8, dtype=torch.double)
+    upsampled = conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+    torch.testing.assert_close(blocks.conv3x3_of_upsampled(x, conv), upsampled)
+    torch.testing.assert_close(blocks.avgpool_of_conv3x3(x, conv), F.avg_pool2d(conv(x), 2))
+
+
+def test_generator_and_critic_shapes_and_ranges():
+    torch.manual_seed(0)
+    generator, critic = Generator.from_preset("tiny", SIZE), Critic.from_preset("tiny", SIZE)
+    x0, s0, st = (torch.rand(3, 3, SIZE, SIZE) * 2 - 1 for _ in range(3))
+    out = generator(x0, s0, st)
+    assert out.frame.shape == out.residual.shape == (3, 3, SIZE, SIZE)
+    assert out.mask.shape == (3, 1, SIZE, SIZE)
+    assert out.frame.abs().max() <= 1 and out.residual.abs().max() <= 1
+    assert 0 <= out.mask.min() and out.mask.max() <= 1
+    assert critic(out.frame, st).shape == (3,)
+
+
+def test_zero_mask_copies_the_source_frame():
+    x0, r = torch.rand(2, 3, SIZE, SIZE), torch.rand(2, 3, SIZE, SIZE)
+    assert torch.equal(composite(r, torch.zeros(2, 1, SIZE, SIZE), x0), x0)
+    generator = Generator.from_preset("tiny", SIZE)
+    with torch.no_grad():  # force w = sigmoid(-100) = 0 everywhere
+        generator.to_mask.weight.zero_()
+        generator.to_mask.bias.fill_(-100.0)
+    structures = torch.rand(2, 3, SIZE, SIZE), torch.rand(2, 3, SIZE, SIZE)
+    torch.testing.assert_close(generator(x0, *structures).frame, x0)
+
+
+def test_gradient_penalty_modes_differ_only_by_the_structure_gradient():
+    torch.manual_seed(0)
+    model = ForecastGAN(preset="tiny", image_size=SIZE)
+    real, fake, structure = (torch.rand(2, 3, SIZE, SIZE) for _ in range(3))
+    torch.manual_seed(1)
+    paper = model.gradient_penalty(real, fake, structure).item()
+    model.hparams.gp_on = "image"
+    torch.manual_seed(1)
+    standard = model.gradient_penalty(real, fake, structure).item()
+    assert math.isfinite(paper) and math.isfinite(standard) and paper != standard
+
+
+class RandomPairs(Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        g = torch.Generator().manual_seed(index)
+        return {k: torch.rand(3, SIZE, SIZE, generator=g) * 2 - 1 for k in ("x0", "s0", "xt", "st")}
+
+
+def _fit(model: ForecastGAN, tmp_path, precision="32-true", batches=2) -> pl.Trainer:
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        devices=1,
+        precision=precision,
+        max_epochs=1,
+        limit_train_batches=batches,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    loader = DataLoader(RandomPairs(), batch_size=4)
+    trainer.fit(model, loader, loader)
+    return trainer
+
+
+@pytest.mark.parametrize(
+    ("precision", "options"),
+    [("32-true", {}), ("bf16-mixed", {"ema_decay": 0.9, "grad_clip": 1.0, "gp_on": "image"})],
+)
+def test_training_steps_update_both_networks_and_log_finite_losses(tmp_path, precision, options):
+    torch.manual_seed(0)
+    model = ForecastGAN(preset="tiny", image_size=SIZE, **options)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = _fit(model, tmp_path, precision)
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert any(k.startswith("generator.image_encoder.") for k in changed)
+    assert any(k.startswith("generator.up_blocks.") for k in changed)
+    assert any(k.startswith("critic.") for k in changed)
+    assert trainer.global_step == 4  # 2 batches x (critic + generator)
+    logged = trainer.callback_metrics
+    for name in ("d_loss", "g_loss", "l1", "mask", "gp", "wdist"):
+        assert math.isfinite(logged[f"train/{name}"]), name
+    for name in ("psnr", "ssim", "psnr_moving", "ssim_moving"):
+        for key in (f"val/{name}", f"val/copy_{name}", f"val/{name}_gain"):
+            assert math.isfinite(logged[key]), key
+    if "ema_decay" in options:
+        assert any(k.startswith("generator_ema.") for k in changed)
+
+
+def test_n_critic_trains_the_generator_every_nth_batch(tmp_path):
+    model = ForecastGAN(preset="tiny", image_size=SIZE, n_critic=2)
+    trainer = _fit(model, tmp_path, batches=2)
+    assert trainer.global_step == 3  # critic, critic + generator
+
+
+def test_batches_must_have_the_contract_keys_and_size():
+    model = ForecastGAN(preset="tiny", image_size=SIZE)
+    with pytest.raises(ValueError, match=r"missing \['st'\]"):
+        model._unpack({k: torch.zeros(1, 3, SIZE, SIZE) for k in ("x0", "s0", "xt")})
+    with pytest.raises(ValueError, match="set model.image_size"):
+        model._unpack({k: torch.zeros(1, 3, 32, 32) for k in ("x0", "s0", "xt", "st")})
+
+
+def test_checkpoint_of_another_model_is_refused_clearly(tmp_path):
+    model = ForecastGAN(preset="tiny", image_size=SIZE)
+    trainer = _fit(model, tmp_path, batches=1)
+    path = tmp_path / "tiny.ckpt"
+    trainer.save_checkpoint(path)
+    model.check_checkpoint(path)  # the same architecture: fine
+
+    with pytest.raises(
+        ValueError, match=r"holds ForecastGAN\(preset='tiny'.*asks for ForecastGAN\(preset='small'"
+    ):
+        ForecastGAN(preset="small", image_size=SIZE).check_checkpoint(path)
+    with pytest.raises(ValueError, match="ema=True"):
+        ForecastGAN(preset="tiny", image_size=SIZE, ema_decay=0.99).check_checkpoint(path)
+    with pytest.raises(FileNotFoundError):
+        model.check_checkpoint(tmp_path / "missing.ckpt")
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {}}, other)
+    with pytest.raises(ValueError, match="not a FRGAN model checkpoint"):
+        model.check_checkpoint(other)
+    # loading through Lightning checks the same way
+    with pytest.raises(ValueError, match="holds ForecastGAN"):
+        ForecastGAN.load_from_checkpoint(path, preset="small")
+
+
+class OneTake(Dataset):
+    """Pairs of one take: the same x0 and s0, frame t as the target."""
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, t):
+        first, frame = torch.Generator().manual_seed(0), torch.Generator().manual_seed(t)
+        x0, s0 = (torch.rand(3, SIZE, SIZE, generator=first) * 2 - 1 for _ in range(2))
+        xt, st = (torch.rand(3, SIZE, SIZE, generator=frame) * 2 - 1 for _ in range(2))
+        return {"x0": x0, "s0": s0, "xt": xt, "st": st, "t": t}
+
+
+def test_sample_grid_writes_png_and_gif_and_logs_to_wandb(tmp_path, monkeypatch):
+    import imageio.v3 as iio
+    from pytorch_lightning.loggers import WandbLogger
+
+    from frgan.callbacks import SampleGrid
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    logger = WandbLogger(save_dir=tmp_path, offline=True, project="frgan-test")
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=2,
+        num_sanity_val_steps=0,
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[SampleGrid(rows=2, max_frames=5)],
+    )
+    loader = DataLoader(OneTake(), batch_size=4)  # the take spans two batches
+    trainer.fit(ForecastGAN(preset="tiny", image_size=SIZE), loader, loader)
+    logger.experiment.finish()
+
+    png = iio.imread(tmp_path / "samples" / "epoch_000.png")
+    assert png.shape == (2 * SIZE, 4 * SIZE, 3)  # 2 rows of source | structure | generated | truth
+    gif = iio.imread(tmp_path / "samples" / "epoch_000.gif", index=None)
+    assert gif.shape[:3] == (5, SIZE, 4 * SIZE)  # max_frames frames of the take
+    media = list((tmp_path / "wandb").glob("offline-run-*/files/media/*/samples/*"))
+    assert {p.suffix for p in media} == {".png", ".gif"}
