@@ -32,12 +32,10 @@ class SampleGrid(pl.Callback):
             raise ValueError(
                 "SampleGrid: rows, max_frames, fps and every_n_epochs must all be >= 1"
             )
-        self.rows, self.max_frames, self.fps, self.every_n_epochs = (
-            rows,
-            max_frames,
-            fps,
-            every_n_epochs,
-        )
+        self.rows = rows
+        self.max_frames = max_frames
+        self.fps = fps
+        self.every_n_epochs = every_n_epochs
         self._take: dict[str, torch.Tensor] | None = None
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

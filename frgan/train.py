@@ -1,14 +1,15 @@
 """Train a stage of FRGAN.
 
-    python -m frgan.train                              # synthetic data, small model, CPU
-    python -m frgan.train data=mug experiment=mug64_paper trainer=ddp trainer.devices=4
-    python -m frgan.train ckpt_path=last               # resume the newest run
+python -m frgan.train                              # synthetic data, small model, CPU
+python -m frgan.train data=mug experiment=mug64_paper trainer=ddp trainer.devices=4
+python -m frgan.train ckpt_path=last               # resume the newest run
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     Returns the metrics (validation and test) and the objects that were built.
     """
     run_dir = Path(cfg.paths.output_dir)
+    # The periodic checkpoint stores the weights after the step it counts, which is what resuming
+    # needs; Lightning warns about exactly that under manual optimization.
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     if cfg.get("extras", {}).get("print_config"):
         print_config_tree(cfg, save_to=run_dir / "config_tree.log")
     pl.seed_everything(cfg.seed, workers=True)
@@ -41,13 +45,17 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False
+    )
 
     hparams = OmegaConf.to_container(cfg, resolve=True)
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)
 
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), run_dir, Path(cfg.paths.log_dir) / cfg.task_name)
+    ckpt_path = resolve_ckpt_path(
+        cfg.get("ckpt_path"), run_dir, Path(cfg.paths.log_dir) / cfg.task_name
+    )
     if ckpt_path is not None:
         model.check_checkpoint(ckpt_path)
         log.info("resuming from %s", ckpt_path)

@@ -34,15 +34,17 @@ TINY_DATA = [
 TINY_RUN = [
     "model.preset=tiny",
     "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=3",
-    "+trainer.limit_val_batches=2",
-    "+trainer.limit_test_batches=1",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=1",
     "logger=csv",
     "extras.print_config=false",
 ]
 
 
-def compose_config(config_name: str, overrides: list[str], run_dir: Path | None = None) -> DictConfig:
+def compose_config(
+    config_name: str, overrides: list[str], run_dir: Path | None = None
+) -> DictConfig:
     """Compose `conf/<config_name>` with overrides; point the run folder at `run_dir`."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -77,6 +77,16 @@ def test_generator_and_critic_shapes_and_ranges():
     assert critic(out.frame, st).shape == (3,)
 
 
+def test_released_initialization():
+    torch.manual_seed(0)
+    model = ForecastGAN(preset="small", image_size=64)
+    conv = model.generator.up_blocks[0].shortcut.weight
+    assert abs(conv.std().item() - 0.02) < 0.001 and abs(conv.mean().item()) < 0.001
+    norm = model.generator.up_blocks[0].norm1
+    assert abs(norm.weight.mean().item() - 1) < 0.01 and not norm.bias.any()
+    assert not model.critic.to_score.bias.any() and not model.generator.from_code.bias.any()
+
+
 def test_zero_mask_copies_the_source_frame():
     x0, r = torch.rand(2, 3, SIZE, SIZE), torch.rand(2, 3, SIZE, SIZE)
     assert torch.equal(composite(r, torch.zeros(2, 1, SIZE, SIZE), x0), x0)
@@ -98,6 +108,7 @@ def test_gradient_penalty_modes_differ_only_by_the_structure_gradient():
     torch.manual_seed(1)
     standard = model.gradient_penalty(real, fake, structure).item()
     assert math.isfinite(paper) and math.isfinite(standard) and paper != standard
+    assert not structure.requires_grad  # the batch tensor is left alone
 
 
 class RandomPairs(Dataset):
@@ -235,3 +246,41 @@ def test_sample_grid_writes_png_and_gif_and_logs_to_wandb(tmp_path, monkeypatch)
     assert gif.shape[:3] == (5, SIZE, 4 * SIZE)  # max_frames frames of the take
     media = list((tmp_path / "wandb").glob("offline-run-*/files/media/*/samples/*"))
     assert {p.suffix for p in media} == {".png", ".gif"}
+
+
+class PartlyRetargetedPairs(RandomPairs):
+    """RandomPairs whose odd samples are flagged retargeted, with their xt scaled by `scale`."""
+
+    def __init__(self, scale: float):
+        self.scale = scale
+
+    def __getitem__(self, index):
+        sample = super().__getitem__(index)
+        retargeted = index % 2 == 1
+        if retargeted:
+            sample["xt"] = (sample["xt"] * self.scale).clamp(-1, 1)
+        return {**sample, "retargeted": torch.tensor(retargeted)}
+
+
+def test_retargeted_targets_never_reach_the_losses(tmp_path):
+    # a retargeted sample's xt is not a picture of its st: changing it must change nothing
+    def train_once(scale):
+        torch.manual_seed(0)
+        model = ForecastGAN(preset="tiny", image_size=SIZE)
+        trainer = pl.Trainer(
+            default_root_dir=tmp_path,
+            accelerator="cpu",
+            max_epochs=1,
+            limit_train_batches=2,
+            limit_val_batches=0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        torch.manual_seed(1)
+        trainer.fit(model, DataLoader(PartlyRetargetedPairs(scale), batch_size=4))
+        return model.state_dict()
+
+    plain, scaled = train_once(1.0), train_once(0.1)
+    assert all(torch.equal(plain[k], scaled[k]) for k in plain)

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_DATA, TINY_RUN
 from pytorch_lightning import Callback
 
 import frgan.train as train_module
 from frgan.train import train
 from frgan.utils.instantiate import instantiate_callbacks
-
-from conftest import TINY_DATA, TINY_RUN
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,7 +51,9 @@ def _assert_same_state(restored, saved):
     assert restored["state"].keys() == saved["state"].keys()
     for key, values in saved["state"].items():
         for name, value in values.items():
-            assert torch.equal(torch.as_tensor(restored["state"][key][name]), torch.as_tensor(value)), name
+            assert torch.equal(
+                torch.as_tensor(restored["state"][key][name]), torch.as_tensor(value)
+            ), name
 
 
 def test_resume_from_last_restores_step_and_optimizers(train_config, monkeypatch):
@@ -63,7 +64,9 @@ def test_resume_from_last_restores_step_and_optimizers(train_config, monkeypatch
 
     resumed = train_config("test=false", "trainer.max_epochs=2", "ckpt_path=last")
     recorder = RecordRestoredState()
-    monkeypatch.setattr(train_module, "instantiate_callbacks", lambda cfg: [*instantiate_callbacks(cfg), recorder])
+    monkeypatch.setattr(
+        train_module, "instantiate_callbacks", lambda cfg: [*instantiate_callbacks(cfg), recorder]
+    )
     _, objects = train(resumed)
 
     assert recorder.global_step == saved["global_step"] > 0
@@ -75,13 +78,20 @@ def test_resume_from_last_restores_step_and_optimizers(train_config, monkeypatch
 
 def test_checkpoint_of_another_model_is_refused(train_config, tmp_path):
     other = tmp_path / "other.ckpt"
-    torch.save({"state_dict": {}, "hyper_parameters": {}, "pytorch-lightning_version": "2.6.6"}, other)
+    torch.save(
+        {"state_dict": {}, "hyper_parameters": {}, "pytorch-lightning_version": "2.6.6"}, other
+    )
     with pytest.raises(ValueError, match="checkpoint"):
         train(train_config(f"ckpt_path={other}"))
 
 
 def test_ddp_sim_runs_two_processes(train_config):
-    cfg = train_config("trainer=ddp_sim", "test=false", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1")
+    cfg = train_config(
+        "trainer=ddp_sim",
+        "test=false",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+    )
     metrics, objects = train(cfg)
     assert objects["trainer"].world_size == 2
     assert objects["trainer"].strategy.__class__.__name__ == "DDPStrategy"
@@ -90,9 +100,14 @@ def test_ddp_sim_runs_two_processes(train_config):
 
 def _cli(run_dir: Path, data_dir: Path, *overrides: str) -> list[str]:
     return [
-        sys.executable, "-m", "frgan.train",
-        f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}",
-        *TINY_DATA, *TINY_RUN, *overrides,
+        sys.executable,
+        "-m",
+        "frgan.train",
+        f"paths.data_dir={data_dir}",
+        f"hydra.run.dir={run_dir}",
+        *TINY_DATA,
+        *TINY_RUN,
+        *overrides,
     ]
 
 
@@ -104,15 +119,22 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120.0) -> 
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGKILL, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, pytest.param(signal.SIGKILL, marks=pytest.mark.slow)]
+)
 def test_killed_run_resumes_and_finishes(tiny_data_dir, tmp_path, sig):
     run_dir = tmp_path / "run"
     env = {**os.environ, "WANDB_MODE": "offline"}
     # many short epochs, a checkpoint every 2 optimizer steps: the kill lands mid-run
     frequent_checkpoints = ["test=false", "callbacks.periodic_checkpoint.every_n_train_steps=2"]
     with open(tmp_path / "killed.log", "w") as log:
-        process = subprocess.Popen(_cli(run_dir, tiny_data_dir, *frequent_checkpoints, "trainer.max_epochs=40"),
-                                   cwd=REPO, env=env, stdout=log, stderr=log)
+        process = subprocess.Popen(
+            _cli(run_dir, tiny_data_dir, *frequent_checkpoints, "trainer.max_epochs=40"),
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
     last = run_dir / "checkpoints" / "last.ckpt"
     try:
         _wait_for(last, process)
@@ -120,13 +142,21 @@ def test_killed_run_resumes_and_finishes(tiny_data_dir, tmp_path, sig):
         process.wait(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == (128 + signal.SIGTERM if sig == signal.SIGTERM else -signal.SIGKILL)
+    assert process.returncode == (
+        128 + signal.SIGTERM if sig == signal.SIGTERM else -signal.SIGKILL
+    )
     saved = torch.load(last, map_location="cpu", weights_only=False)
     assert 0 < saved["global_step"] < 40 * 3 * 2, "last.ckpt was written mid-run"
 
     until = f"trainer.max_epochs={saved['epoch'] + 2}"
-    finish = subprocess.run(_cli(run_dir, tiny_data_dir, *frequent_checkpoints, until, "ckpt_path=last"),
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    finish = subprocess.run(
+        _cli(run_dir, tiny_data_dir, *frequent_checkpoints, until, "ckpt_path=last"),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert finish.returncode == 0, finish.stderr[-3000:]
     assert "Run folder:" in finish.stdout
     final = torch.load(last, map_location="cpu", weights_only=False)
@@ -134,13 +164,20 @@ def test_killed_run_resumes_and_finishes(tiny_data_dir, tmp_path, sig):
 
 
 def test_config_mistake_on_the_command_line_is_one_clear_message(tiny_data_dir, tmp_path):
-    result = subprocess.run(_cli(tmp_path / "run", tiny_data_dir, "model.preset=huge"), cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        _cli(tmp_path / "run", tiny_data_dir, "model.preset=huge"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1, result.stderr[-2000:]
-    assert "model.preset" in error_lines[0] and "small" in error_lines[0], "names the key and the valid values"
+    assert "model.preset" in error_lines[0] and "small" in error_lines[0], (
+        "names the key and the valid values"
+    )
 
 
 @pytest.mark.parametrize(

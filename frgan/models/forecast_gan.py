@@ -132,6 +132,10 @@ class ForecastGAN(pl.LightningModule):
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
         x0, s0, xt, st = self._unpack(batch)
+        # a retargeted sample's target structure is another subject's expression, so its xt is
+        # not a picture of st: it trains only through the critic, as a fake
+        # (weights rather than indexing keep every rank's graph the same under DDP)
+        paired = (~_retargeted(batch, x0)).to(x0.dtype)
         critic_opt, generator_opt = self.optimizers()
         generator_turn = (batch_idx + 1) % self.hparams.n_critic == 0
 
@@ -141,8 +145,8 @@ class ForecastGAN(pl.LightningModule):
 
         with self.toggled_optimizer(critic_opt):
             fake = forecast.frame.detach()
-            wdist = self.critic(xt, st).mean() - self.critic(fake, st).mean()
-            gp = self.gradient_penalty(xt, fake, st)
+            wdist = _weighted_mean(self.critic(xt, st), paired) - self.critic(fake, st).mean()
+            gp = self.gradient_penalty(xt, fake, st, weights=paired)
             d_loss = -wdist + self.hparams.gp_weight * gp
             critic_opt.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
@@ -155,7 +159,7 @@ class ForecastGAN(pl.LightningModule):
             return
         with self.toggled_optimizer(generator_opt):
             adversarial = -self.critic(forecast.frame, st).mean()
-            l1 = (forecast.frame - xt).abs().mean()
+            l1 = _weighted_mean((forecast.frame - xt).abs().mean(dim=(1, 2, 3)), paired)
             mask = forecast.mask.abs().mean()
             g_loss = adversarial + self.hparams.l1_weight * l1 + self.hparams.mask_weight * mask
             generator_opt.zero_grad(set_to_none=True)
@@ -169,24 +173,30 @@ class ForecastGAN(pl.LightningModule):
             update_ema(self.generator_ema, self.generator, decay)
 
     def gradient_penalty(
-        self, real: torch.Tensor, fake: torch.Tensor, structure: torch.Tensor
+        self,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        structure: torch.Tensor,
+        weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """mean((‖∇ D(x̃, st)‖ − 1)²) on random interpolates x̃ of real and fake images.
 
         "image_and_structure" (the release) takes the norm over all 6 input channels,
-        "image" over the image channels only. Runs in fp32 with autocast off.
+        "image" over the image channels only. Runs in fp32 with autocast off. `weights`
+        [B] weigh the samples of the mean (default: all 1).
         """
         with torch.autocast(device_type=real.device.type, enabled=False):
             alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
             image = torch.lerp(fake.float(), real.float(), alpha).requires_grad_(True)
-            structure = structure.float().requires_grad_(
-                self.hparams.gp_on == "image_and_structure"
-            )
+            # detach: a fresh tensor, so the batch's own `st` never starts requiring grad
+            structure = structure.detach().float()
+            structure.requires_grad_(self.hparams.gp_on == "image_and_structure")
             inputs = [image, structure] if structure.requires_grad else [image]
             scores = self.critic(image, structure)
             grads = torch.autograd.grad(scores.sum(), inputs, create_graph=True)
             norm = torch.cat([g.flatten(1) for g in grads], dim=1).norm(dim=1)
-            return (norm - 1).square().mean()
+            penalty = (norm - 1).square()
+            return penalty.mean() if weights is None else _weighted_mean(penalty, weights.float())
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # Lightning calls this after unscaling the gradients (16-mixed), so clip here
@@ -313,6 +323,19 @@ class ForecastGAN(pl.LightningModule):
 def _describe(identity: Mapping[str, Any]) -> str:
     details = ", ".join(f"{k}={identity.get(k)!r}" for k in ARCHITECTURE_HPARAMS)
     return f"{identity.get('class')}({details})"
+
+
+def _retargeted(batch: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor:
+    """Per-sample flags of the data pipeline's retargeting augmentation (all False without it)."""
+    flags = batch.get("retargeted")
+    if flags is None:
+        return torch.zeros(like.shape[0], dtype=torch.bool, device=like.device)
+    return torch.as_tensor(flags, device=like.device).bool()
+
+
+def _weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean of per-sample `values` [B] or [B,1] with per-sample `weights` [B]; 0 when all weights are 0."""
+    return (values.flatten() * weights).sum() / weights.sum().clamp_min(1.0)
 
 
 def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:

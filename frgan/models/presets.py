@@ -56,20 +56,17 @@ def supported_image_sizes(up_to: int = 256) -> list[int]:
 
 def depth_levels(image_size: int) -> int:
     """Number of halvings of `image_size`; raises ConfigError if a halving is not exact."""
-    if (
-        isinstance(image_size, int)
-        and not isinstance(image_size, bool)
-        and image_size in supported_image_sizes(up_to=max(image_size, 8))
-    ):
-        size, levels = image_size, 0
-        while size >= 8:
-            size, levels = size // 2, levels + 1
-        return levels
-    valid = ", ".join(map(str, supported_image_sizes()))
-    raise ConfigError(
-        f"model.image_size={image_size!r} is not supported: the networks halve the size while "
-        f"it is >= 8 and every halving must be exact. Valid sizes up to 256: {valid}."
-    )
+    size, levels = image_size, 0
+    is_int = isinstance(image_size, int) and not isinstance(image_size, bool)
+    while is_int and size >= 8 and size % 2 == 0:
+        size, levels = size // 2, levels + 1
+    if levels == 0 or size >= 8:
+        valid = ", ".join(map(str, supported_image_sizes()))
+        raise ConfigError(
+            f"model.image_size={image_size!r} is not supported: the networks halve the size while "
+            f"it is >= 8 and every halving must be exact. Valid sizes up to 256: {valid}."
+        )
+    return levels
 
 
 def resolve_preset(preset: str | Mapping | WidthPreset) -> WidthPreset:

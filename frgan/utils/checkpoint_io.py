@@ -16,7 +16,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     truncated file that cannot be resumed from.
     """
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path, storage_options: Any | None = None
+    ) -> None:
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         super().save_checkpoint(checkpoint, tmp, storage_options)

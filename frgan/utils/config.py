@@ -16,14 +16,18 @@ log = logging.getLogger(__name__)
 PRINT_ORDER = ("data", "model", "callbacks", "logger", "trainer", "paths", "extras")
 
 
-def print_config_tree(cfg: DictConfig, save_to: Path | None = None, order: Sequence[str] = PRINT_ORDER) -> None:
+def print_config_tree(
+    cfg: DictConfig, save_to: Path | None = None, order: Sequence[str] = PRINT_ORDER
+) -> None:
     """Print the resolved config as a rich tree (main groups first) and save it as text."""
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
     fields = [f for f in order if f in cfg] + [f for f in cfg if f not in order]
     for field in fields:
         branch = tree.add(field, style="bold", guide_style="dim")
         value = cfg[field]
-        text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        text = (
+            OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        )
         branch.add(rich.syntax.Syntax(text, "yaml"))
     rich.print(tree)
     if save_to is not None:

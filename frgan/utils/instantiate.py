@@ -13,13 +13,17 @@ def _instantiate_group(group: DictConfig | None, kind: str) -> list:
     if not group:
         return []
     if not isinstance(group, DictConfig):
-        raise TypeError(f"the {kind} config must be a mapping of name -> object config, got {type(group).__name__}")
+        raise TypeError(
+            f"the {kind} config must be a mapping of name -> object config, got {type(group).__name__}"
+        )
     objects = []
     for name, object_cfg in group.items():
         if isinstance(object_cfg, DictConfig) and "_target_" in object_cfg:
             objects.append(hydra.utils.instantiate(object_cfg))
         elif object_cfg is not None:
-            raise ValueError(f"{kind}.{name} has no _target_; every entry of `{kind}` must name a class to build")
+            raise ValueError(
+                f"{kind}.{name} has no _target_; every entry of `{kind}` must name a class to build"
+            )
     return objects
 
 

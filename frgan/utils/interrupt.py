@@ -21,11 +21,17 @@ class CheckpointOnInterrupt(Callback):
     def __init__(self, dirpath: str | Path):
         self.dirpath = Path(dirpath)
 
-    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
         if not isinstance(exception, (SIGTERMException, KeyboardInterrupt)):
             return
         path = self.dirpath / "last.ckpt"
         # save_checkpoint is collective under DDP and writes on rank 0 only
         trainer.save_checkpoint(path)
         if trainer.is_global_zero:
-            log.warning("interrupted at step %d: saved %s (resume with ckpt_path=last)", trainer.global_step, path)
+            log.warning(
+                "interrupted at step %d: saved %s (resume with ckpt_path=last)",
+                trainer.global_step,
+                path,
+            )
