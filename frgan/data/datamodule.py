@@ -1,0 +1,359 @@
+"""FRGANDataModule: prepared shards -> forecast pairs or refine clips, for one GPU or many.
+
+Two ways to read the shards:
+- memory: every take of a split decoded into RAM once (uint8), map-style datasets, exact
+  epochs; under DDP Lightning wraps them in a DistributedSampler.
+- stream: webdataset pipelines reading shards one take at a time (local paths, URLs or
+  `pipe:` commands), split between ranks and DataLoader workers, shuffled through a buffer.
+mode=auto picks memory when the decoded frames fit in `memory_limit_gb`.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning import LightningDataModule
+from rich.console import Console
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from frgan.data.datasets import DriverBank, clip_starts, make_samples
+from frgan.data.errors import DataError
+from frgan.data.prepare import (
+    PrepareSettings,
+    check_image_size,
+    check_same_settings,
+    prepare_dataset,
+)
+from frgan.data.shards import (
+    is_remote,
+    load_manifest,
+    manifest_path,
+    shard_location,
+    take_stream,
+    verify_shards,
+)
+from frgan.data.structure import StructureRenderer
+
+STAGES = ("forecast", "refine")
+MODES = ("auto", "memory", "stream")
+# prepare options that tune the run but do not change the shards' content
+RUN_OPTIONS = ("workers", "overwrite", "progress")
+
+
+def _plain(value):
+    return (
+        OmegaConf.to_container(value, resolve=True)
+        if isinstance(value, DictConfig)
+        else (value or {})
+    )
+
+
+class StreamingSamples(IterableDataset):
+    """Samples expanded take by take from a webdataset take stream, shuffled through a buffer."""
+
+    def __init__(
+        self,
+        urls,
+        make_samples,
+        *,
+        train: bool,
+        rank: int,
+        world_size: int,
+        shuffle_buffer: int,
+        samples_per_worker: int | None,
+        seed: int,
+        retarget: bool,
+        driver_capacity: int = 64,
+    ):
+        self.urls, self.make_samples, self.train = urls, make_samples, train
+        self.rank, self.world_size = rank, world_size
+        self.shuffle_buffer, self.samples_per_worker, self.seed = (
+            shuffle_buffer,
+            samples_per_worker,
+            seed,
+        )
+        self.retarget, self.driver_capacity = retarget, driver_capacity
+        self.epoch = 0
+
+    def _expand(self, takes):
+        drivers = DriverBank()  # recent takes of other subjects drive the retargeting augmentation
+        for take in takes:
+            dataset = self.make_samples([take], drivers=drivers)
+            yield from dataset.__getitems__(range(len(dataset)))
+            if self.retarget:
+                drivers.add(take, self.driver_capacity)
+
+    def __iter__(self):
+        # Training: every rank reads its own shards, round and round, and stops after the same
+        # number of samples, so that DDP ranks run the same number of steps; the shuffles are
+        # seeded by (seed, epoch, rank, worker), so epochs differ yet runs repeat.
+        # Validation and test: every rank reads every shard (uneven splits would stall DDP).
+        self.epoch += 1
+        rank, world_size = (self.rank, self.world_size) if self.train else (0, 1)
+        worker = get_worker_info()
+        seed = hash((self.seed, self.epoch, rank, worker.id if worker else 0))
+        pipeline = take_stream(
+            self.urls,
+            rank=rank,
+            world_size=world_size,
+            shuffle_shards=self.train,
+            repeat=self.train,
+            seed=seed,
+        )
+        pipeline = pipeline.compose(self._expand)
+        if self.train:
+            pipeline = pipeline.shuffle(self.shuffle_buffer, seed=seed).with_epoch(
+                self.samples_per_worker
+            )
+        return iter(pipeline)
+
+
+class FRGANDataModule(LightningDataModule):
+    """Shards of one dataset at one image size -> DataLoaders of forecast pairs or refine clips.
+
+    Batches: forecast dict(x0, s0, xt, st [B,3,H,W] float32 in [-1,1], t, retargeted);
+    refine dict(x0, s0 [B,3,H,W], frames, structures [B,T,3,H,W], start, retargeted).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        raw_dir: str | None,
+        shard_dir: str,
+        image_size: int = 64,
+        stage: str = "forecast",
+        clip_length: int = 16,
+        clip_stride: int = 8,
+        batch_size: int = 64,
+        num_workers: int = 2,
+        mode: str = "auto",
+        memory_limit_gb: float = 8.0,
+        structure: str = "normal",
+        retarget_prob: float = 0.0,
+        shuffle_buffer: int = 2000,
+        verify_checksums: bool = True,
+        pin_memory: bool = False,
+        seed: int = 0,
+        prepare: dict | None = None,
+        synth: dict | None = None,
+    ):
+        super().__init__()
+        if stage not in STAGES:
+            raise ValueError(f"data.stage must be one of {STAGES}, got '{stage}'")
+        if mode not in MODES:
+            raise ValueError(f"data.mode must be one of {MODES}, got '{mode}'")
+        self.name, self.raw_dir, self.shard_dir = name, raw_dir, str(shard_dir)
+        self.image_size = check_image_size(image_size)
+        self.stage = stage
+        self.clip_length, self.clip_stride = int(clip_length), int(clip_stride)
+        self.batch_size, self.num_workers = int(batch_size), int(num_workers)
+        self.mode, self.memory_limit_gb = mode, float(memory_limit_gb)
+        self.retarget_prob = float(retarget_prob)
+        self.shuffle_buffer = int(shuffle_buffer)
+        self.verify_checksums, self.pin_memory = bool(verify_checksums), bool(pin_memory)
+        self.seed = int(seed)
+        self.prepare_options, self.synth_options = _plain(prepare), _plain(synth)
+        self.render = StructureRenderer(structure, self.image_size)
+        self.structure_channels = StructureRenderer.channels
+        self.manifest: dict | None = None
+        self.resolved_mode: str | None = None
+        self.datasets: dict = {}
+
+    # ---------------------------------------------------------------- preparation
+
+    def prepare_settings(self) -> PrepareSettings:
+        options = {k: v for k, v in self.prepare_options.items() if k not in RUN_OPTIONS}
+        if options.get("expressions"):
+            options["expressions"] = tuple(options["expressions"])
+        try:
+            return PrepareSettings(image_size=self.image_size, **options)
+        except TypeError as error:
+            known = sorted(PrepareSettings.__dataclass_fields__) + list(RUN_OPTIONS)
+            raise ValueError(
+                f"Unknown key in data.prepare ({error}); known keys: {known}"
+            ) from error
+
+    def prepare_data(self) -> None:
+        """Build what is missing (Lightning calls this once per node before setup)."""
+        if is_remote(self.shard_dir):
+            return
+        overwrite = self.prepare_options.get("overwrite", False)
+        if manifest_path(self.shard_dir).is_file() and not overwrite:
+            manifest = load_manifest(self.shard_dir)
+            check_same_settings(manifest, self.prepare_settings(), self.shard_dir)
+            return
+        self.build_shards()
+
+    def build_shards(self) -> dict:
+        """Generate the raw synthetic set if it is missing (data=synthetic), then prepare or
+        resume the shards; returns the manifest."""
+        if is_remote(self.shard_dir):
+            raise ValueError(
+                f"Cannot prepare into a remote data.shard_dir ({self.shard_dir}); prepare locally and upload."
+            )
+        if self.raw_dir is None:
+            raise ValueError(f"No data.raw_dir to prepare {self.shard_dir} from.")
+        console = Console(stderr=True)
+        if self.name == "synthetic" and not (Path(self.raw_dir) / "dataset_card.json").is_file():
+            from frgan.synthetic import generate_dataset
+
+            console.print(f"[bold]data[/] no synthetic raw set in {self.raw_dir}: generating it")
+            generate_dataset(self.raw_dir, **self.synth_options)
+        console.print(f"[bold]data[/] preparing shards in {self.shard_dir} from {self.raw_dir}")
+        return prepare_dataset(
+            self.raw_dir,
+            self.shard_dir,
+            self.prepare_settings(),
+            dataset=self.name,
+            workers=int(self.prepare_options.get("workers") or 0),
+            overwrite=bool(self.prepare_options.get("overwrite", False)),
+            progress=bool(self.prepare_options.get("progress", True)),
+            console=console,
+        )
+
+    # ---------------------------------------------------------------- datasets
+
+    def _world(self) -> tuple[int, int]:
+        """(world size, rank): from the trainer, else from torch.distributed, else (1, 0)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return trainer.world_size, trainer.global_rank
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_world_size(), torch.distributed.get_rank()
+        return 1, 0
+
+    def _decoded_gb(self) -> float:
+        frames = sum(record["frames"] for record in self.manifest["shards"])
+        return frames * self.image_size**2 * 3 / 1e9
+
+    def _resolve_mode(self) -> str:
+        if self.mode != "auto":
+            return self.mode
+        return "memory" if self._decoded_gb() <= self.memory_limit_gb else "stream"
+
+    def _urls(self, split: str) -> list[str]:
+        return [
+            shard_location(self.shard_dir, r["file"])
+            for r in self.manifest["shards"]
+            if r["split"] == split
+        ]
+
+    def _make_samples(self, retarget_prob: float):
+        return partial(
+            make_samples,
+            stage=self.stage,
+            render=self.render,
+            clip_length=self.clip_length,
+            clip_stride=self.clip_stride,
+            retarget_prob=retarget_prob,
+        )
+
+    def num_samples(self, split: str) -> int:
+        """Samples (pairs or clips) of a split, from the manifest's per-take frame counts."""
+        lengths = [
+            n for r in self.manifest["shards"] if r["split"] == split for n in r["take_frames"]
+        ]
+        if self.stage == "forecast":
+            return int(sum(lengths))
+        return sum(len(clip_starts(n, self.clip_length, self.clip_stride)) for n in lengths)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.manifest is None:
+            self.manifest = load_manifest(self.shard_dir)
+            if self.manifest["image_size"] != self.image_size:
+                raise DataError(
+                    f"Shards in {self.shard_dir} are {self.manifest['image_size']} px but data.image_size is "
+                    f"{self.image_size}; point data.shard_dir at the {self.image_size} px shards."
+                )
+            if self.verify_checksums and not is_remote(self.shard_dir):
+                verify_shards(self.shard_dir, self.manifest["shards"])
+            self.resolved_mode = self._resolve_mode()
+        splits = {
+            "fit": ("train", "val"),
+            "validate": ("val",),
+            "test": ("test",),
+            "predict": ("test",),
+        }
+        for split in splits.get(stage, ("train", "val", "test")):
+            if split not in self.datasets:
+                self.datasets[split] = self._build(split)
+
+    def _build(self, split: str):
+        train = split == "train"
+        urls = self._urls(split)
+        if not urls:
+            raise DataError(
+                f"The {split} split of {self.shard_dir} has no shards (see manifest.json 'counts')."
+            )
+        retarget_prob = self.retarget_prob if train else 0.0
+        if self.resolved_mode == "memory":
+            return self._make_samples(retarget_prob)(list(take_stream(urls)))
+        world, rank = self._world()
+        readers = world * max(1, self.num_workers)
+        if train and len(urls) < readers:
+            raise DataError(
+                f"Streaming needs at least one train shard per rank and worker ({readers}), found {len(urls)}; "
+                f"prepare with a smaller data.prepare.takes_per_shard, use fewer workers, or data.mode=memory."
+            )
+        per_worker = self.num_samples(split) // readers if train else None
+        return StreamingSamples(
+            urls,
+            self._make_samples(retarget_prob),
+            train=train,
+            rank=rank,
+            world_size=world,
+            shuffle_buffer=self.shuffle_buffer,
+            samples_per_worker=per_worker,
+            seed=self.seed,
+            retarget=retarget_prob > 0,
+        )
+
+    # ---------------------------------------------------------------- loaders
+
+    def _loader(self, split: str) -> DataLoader:
+        if split not in self.datasets:
+            self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
+        dataset = self.datasets[split]
+        map_style = not isinstance(dataset, IterableDataset)
+        train = split == "train"
+        return DataLoader(
+            dataset,
+            batch_size=self.per_process_batch_size(),
+            shuffle=train and map_style,
+            drop_last=train and map_style and len(dataset) >= self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+        )
+
+    def per_process_batch_size(self) -> int:
+        """data.batch_size is the global batch: under DDP each of N processes gets batch_size / N."""
+        world, _ = self._world()
+        if self.batch_size % world:
+            raise ValueError(
+                f"data.batch_size={self.batch_size} is not divisible by the {world} DDP processes."
+            )
+        return self.batch_size // world
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def summary(self) -> dict:
+        """Counts per split and the reading mode, for logs."""
+        return {
+            "mode": self.resolved_mode,
+            "image_size": self.image_size,
+            "stage": self.stage,
+            **{split: self.num_samples(split) for split in ("train", "val", "test")},
+            "decoded_gb": round(self._decoded_gb(), 3),
+            "skipped_takes": len(self.manifest["skipped"]),
+        }

@@ -1,0 +1,205 @@
+"""Training samples built from prepared takes: forecast pairs and refine clips.
+
+Both are map-style datasets over takes held in memory, with a batched `__getitems__` (the
+DataLoader calls it with a whole batch of indices) so that the structure maps of a batch are
+rendered in one renderer call. The streaming pipeline reuses them on one take at a time.
+
+Forecast sample (as in the paper): for every frame t of a take, t = 0 included,
+  x0, s0: the take's first frame and its structure map; xt, st: frame t and its map;
+  t: the frame index; take: the take's key; retargeted: True when st was driven by another
+  subject's expression (then xt is NOT the picture of st: use it for adversarial terms only,
+  not for L1; always False unless data.retarget_prob > 0).
+Refine sample: x0, s0, frames [T,3,H,W], structures [T,3,H,W], start, take, retargeted.
+Images are float32 in [-1, 1], channels first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch.utils.data import Dataset
+
+from frgan.data.retarget import retarget
+from frgan.data.shards import TakeSample
+from frgan.data.structure import StructureRenderer
+
+
+def to_image_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [..., H, W, 3] -> float32 [..., 3, H, W] in [-1, 1]."""
+    # made contiguous while still uint8 (cheap), so that batching the floats is a plain copy
+    channels_first = np.ascontiguousarray(rearrange(frames, "... h w c -> ... c h w"))
+    return torch.from_numpy(channels_first).float().div_(127.5).sub_(1.0)
+
+
+class DriverBank:
+    """Landmarks of takes that may drive another subject's face (retargeting augmentation)."""
+
+    def __init__(self, takes: Sequence[TakeSample] = ()):
+        self.subjects = [take.meta["subject"] for take in takes]
+        self.landmarks = [take.landmarks for take in takes]
+
+    def add(self, take: TakeSample, capacity: int) -> None:
+        self.subjects.append(take.meta["subject"])
+        self.landmarks.append(take.landmarks)
+        if len(self.landmarks) > capacity:
+            del self.subjects[0], self.landmarks[0]
+
+    def drive(self, target_neutral: np.ndarray, subject: str, length: int) -> np.ndarray | None:
+        """`length` consecutive frames of a random other subject's take retargeted onto the
+        target's first-frame landmarks, or None when no other subject is available."""
+        candidates = [i for i, s in enumerate(self.subjects) if s != subject]
+        if not candidates:
+            return None
+        driver = self.landmarks[candidates[int(torch.randint(len(candidates), ()))]]
+        start = int(torch.randint(max(1, len(driver) - length + 1), ()))
+        frames = np.minimum(np.arange(start, start + length), len(driver) - 1)
+        return retarget(driver[np.concatenate([[0], frames])], target_neutral)[1:]
+
+
+class _TakeDataset(Dataset):
+    def __init__(
+        self,
+        takes: Sequence[TakeSample],
+        render: StructureRenderer,
+        retarget_prob: float = 0.0,
+        drivers: DriverBank | None = None,
+    ):
+        if not 0.0 <= retarget_prob <= 1.0:
+            raise ValueError(f"retarget_prob must be in [0, 1], got {retarget_prob}")
+        self.takes, self.render, self.retarget_prob = list(takes), render, float(retarget_prob)
+        self.drivers = (
+            drivers if drivers is not None else DriverBank(self.takes if retarget_prob > 0 else ())
+        )
+
+    def __getitem__(self, index: int) -> dict:
+        return self.__getitems__([index])[0]
+
+    def _driven(self, take: TakeSample, length: int) -> np.ndarray | None:
+        if self.retarget_prob == 0.0 or float(torch.rand(())) >= self.retarget_prob:
+            return None
+        return self.drivers.drive(take.landmarks[0], take.meta["subject"], length)
+
+
+class ForecastPairs(_TakeDataset):
+    """(x0, s0, xt, st) for every frame t of every take."""
+
+    def __init__(self, takes, render, retarget_prob=0.0, drivers=None):
+        super().__init__(takes, render, retarget_prob, drivers)
+        self.offsets = np.cumsum([0] + [len(take.frames) for take in self.takes])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def locate(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        """(take index, frame index) of each flat pair index."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError(f"pair index out of range 0..{len(self) - 1}")
+        take_ids = np.searchsorted(self.offsets, indices, side="right") - 1
+        return take_ids, indices - self.offsets[take_ids]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        take_ids, frame_ids = self.locate(indices)
+        takes = [self.takes[i] for i in take_ids]
+        target_landmarks = np.stack(
+            [take.landmarks[t] for take, t in zip(takes, frame_ids, strict=True)]
+        )
+        retargeted = np.zeros(len(takes), dtype=bool)
+        for b, take in enumerate(takes):
+            driven = self._driven(take, 1)
+            if driven is not None:
+                target_landmarks[b], retargeted[b] = driven[0], True
+        # One source map per distinct take: a streamed take's pairs all share it.
+        unique_takes, source_of = np.unique(take_ids, return_inverse=True)
+        source_landmarks = np.stack([self.takes[i].landmarks[0] for i in unique_takes])
+        maps = torch.from_numpy(self.render(np.concatenate([source_landmarks, target_landmarks])))
+        source_maps, target_maps = maps[: len(unique_takes)], maps[len(unique_takes) :]
+        x0 = to_image_tensor(np.stack([self.takes[i].frames[0] for i in unique_takes]))
+        xt = to_image_tensor(
+            np.stack([take.frames[t] for take, t in zip(takes, frame_ids, strict=True)])
+        )
+        return [
+            {
+                "x0": x0[source_of[b]],
+                "s0": source_maps[source_of[b]],
+                "xt": xt[b],
+                "st": target_maps[b],
+                "t": int(frame_ids[b]),
+                "take": takes[b].key,
+                "retargeted": bool(retargeted[b]),
+            }
+            for b in range(len(takes))
+        ]
+
+
+def clip_starts(num_frames: int, clip_length: int, stride: int) -> list[int]:
+    """Start frames of the clips of a take: every `stride` frames while a whole clip fits,
+    one clip at 0 for takes shorter than a clip (padded with their last frame)."""
+    return list(range(0, max(1, num_frames - clip_length + 1), stride))
+
+
+class RefineClips(_TakeDataset):
+    """Clips of `clip_length` consecutive frames with the take's first frame and the maps."""
+
+    def __init__(
+        self, takes, render, clip_length: int, clip_stride: int, retarget_prob=0.0, drivers=None
+    ):
+        super().__init__(takes, render, retarget_prob, drivers)
+        if clip_length < 1 or clip_stride < 1:
+            raise ValueError(
+                f"clip_length and clip_stride must be >= 1, got {clip_length}, {clip_stride}"
+            )
+        self.clip_length = int(clip_length)
+        self.clips = [
+            (take_id, start)
+            for take_id, take in enumerate(self.takes)
+            for start in clip_starts(len(take.frames), clip_length, clip_stride)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        samples = []
+        for index in indices:
+            take_id, start = self.clips[index]
+            take = self.takes[take_id]
+            frames = np.minimum(np.arange(start, start + self.clip_length), len(take.frames) - 1)
+            landmarks = take.landmarks[frames]
+            driven = self._driven(take, self.clip_length)
+            if driven is not None:
+                landmarks = driven
+            maps = torch.from_numpy(self.render(np.concatenate([take.landmarks[:1], landmarks])))
+            samples.append(
+                {
+                    "x0": to_image_tensor(take.frames[0]),
+                    "s0": maps[0],
+                    "frames": to_image_tensor(take.frames[frames]),
+                    "structures": maps[1:],
+                    "start": start,
+                    "take": take.key,
+                    "retargeted": driven is not None,
+                }
+            )
+        return samples
+
+
+def make_samples(
+    takes: Sequence[TakeSample],
+    *,
+    stage: str,
+    render: StructureRenderer,
+    clip_length: int,
+    clip_stride: int,
+    retarget_prob: float = 0.0,
+    drivers: DriverBank | None = None,
+) -> ForecastPairs | RefineClips:
+    """The dataset of a training stage ('forecast' pairs or 'refine' clips) over `takes`."""
+    if stage == "forecast":
+        return ForecastPairs(takes, render, retarget_prob, drivers)
+    if stage == "refine":
+        return RefineClips(takes, render, clip_length, clip_stride, retarget_prob, drivers)
+    raise ValueError(f"stage must be 'forecast' or 'refine', got '{stage}'")

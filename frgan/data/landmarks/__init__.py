@@ -1,0 +1,17 @@
+"""Landmark sources: 68 landmarks per frame from stored ground truth or a face detector."""
+
+from frgan.data.landmarks.base import (
+    NUM_LANDMARKS,
+    SOURCE_NAMES,
+    LandmarkSource,
+    build_landmark_source,
+    empty_landmarks,
+)
+
+__all__ = [
+    "NUM_LANDMARKS",
+    "SOURCE_NAMES",
+    "LandmarkSource",
+    "build_landmark_source",
+    "empty_landmarks",
+]

@@ -1,0 +1,77 @@
+"""Structure maps rendered from 68 landmarks with the project's renderer.
+
+Kinds (data.structure):
+- normal: normal map whose normals are taken in model space, i.e. from the landmarks with the
+  head rotation removed (aligned to a frontal template), so they do not turn with the head —
+  as in the paper. Positions stay where the face is.
+- normal_camera: normals of the landmarks as they are (they turn with the head).
+- depth: the face's depth, scaled per frame to [-1, 1] (near = 1), in all 3 channels.
+All are float32 [N, 3, H, W] with background exactly 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from einops import rearrange, repeat
+
+from frgan.data.retarget import ANCHORS
+from frgan.render import FACE68_MEAN, FACE68_TRIANGLES, normal_maps, rasterize
+
+STRUCTURE_KINDS = ("normal", "normal_camera", "depth")
+
+
+def remove_head_rotation(landmarks: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """Each frame [N,68,3] rotated so that its stable points best match the frontal template.
+
+    The rotation of retarget.similarity_transform (Umeyama), batched over frames: one
+    stacked SVD instead of a Python loop keeps this well under the rendering time.
+    """
+    source = landmarks[:, ANCHORS] - landmarks[:, ANCHORS].mean(axis=1, keepdims=True)
+    target = template[ANCHORS] - template[ANCHORS].mean(axis=0)
+    u, _, vt = np.linalg.svd(np.einsum("ki,nkj->nij", target, source))
+    u[:, :, -1] *= np.sign(np.linalg.det(u) * np.linalg.det(vt))[:, None]  # no reflections
+    rotation = u @ vt
+    return np.einsum("nkj,nij->nki", landmarks, rotation).astype(np.float32)
+
+
+def depth_maps(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """[N,H,W] depth of the face scaled per frame to [-1, 1], nearer is larger; background 0."""
+    _, _, depth = rasterize(landmarks, FACE68_TRIANGLES, size, size)
+    covered = np.isfinite(depth)
+    near = np.where(covered, depth, np.inf).min(axis=(1, 2), keepdims=True)
+    far = np.where(covered, depth, -np.inf).max(axis=(1, 2), keepdims=True)
+    scaled = 1.0 - 2.0 * (depth - near) / np.maximum(far - near, 1e-6)
+    return np.where(covered, scaled, 0.0).astype(np.float32)
+
+
+class StructureRenderer:
+    """Callable: landmarks [N,68,3] in crop pixels -> structure maps float32 [N,3,size,size].
+
+    `template`: the frontal face [68,3] that model-space normals are aligned to (default the
+    renderer's mean face)."""
+
+    def __init__(
+        self, kind: str = "normal", image_size: int = 64, template: np.ndarray | None = None
+    ):
+        if kind not in STRUCTURE_KINDS:
+            raise ValueError(f"Unknown structure '{kind}'; choose one of {STRUCTURE_KINDS}.")
+        self.kind, self.image_size = kind, int(image_size)
+        self.template = template
+
+    channels = 3
+
+    def __call__(self, landmarks: np.ndarray) -> np.ndarray:
+        landmarks = np.ascontiguousarray(landmarks, dtype=np.float32)
+        size = self.image_size
+        if self.kind == "depth":
+            return np.ascontiguousarray(
+                repeat(depth_maps(landmarks, size), "n h w -> n c h w", c=3)
+            )
+        normal_vertices = None
+        if self.kind == "normal":
+            normal_vertices = remove_head_rotation(landmarks, self._frontal_template())
+        maps = normal_maps(landmarks, FACE68_TRIANGLES, size, size, normal_vertices=normal_vertices)
+        return np.ascontiguousarray(rearrange(maps, "n h w c -> n c h w"))
+
+    def _frontal_template(self) -> np.ndarray:
+        return FACE68_MEAN if self.template is None else self.template
