@@ -183,8 +183,9 @@ def test_config_mistake_on_the_command_line_is_one_clear_message(tiny_data_dir, 
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("data.image_size=80", "image_size"),
-        ("data.batch_size=0", "batch_size"),
+        ("data.image_size=80", "data.image_size"),
+        ("data.batch_size=0", r"data.batch_size must be an integer >= 1"),
+        ("data.retarget_prob=1.5", "data.retarget_prob"),
         ("model.gp_on=pixels", "model.gp_on"),
     ],
 )

@@ -145,6 +145,16 @@ class FRGANDataModule(LightningDataModule):
             raise ValueError(f"data.stage must be one of {STAGES}, got '{stage}'")
         if mode not in MODES:
             raise ValueError(f"data.mode must be one of {MODES}, got '{mode}'")
+        for key, value, least in (
+            ("batch_size", batch_size, 1),
+            ("num_workers", num_workers, 0),
+            ("clip_length", clip_length, 2),
+            ("clip_stride", clip_stride, 1),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"data.{key} must be an integer >= {least}, got {value!r}")
+        if not 0.0 <= retarget_prob <= 1.0:
+            raise ValueError(f"data.retarget_prob must be in [0, 1], got {retarget_prob!r}")
         self.name, self.raw_dir, self.shard_dir = name, raw_dir, str(shard_dir)
         self.image_size = check_image_size(image_size)
         self.stage = stage

@@ -45,7 +45,7 @@ PARTS_DIR = "parts"
 def check_image_size(image_size: int) -> int:
     if int(image_size) not in SUPPORTED_IMAGE_SIZES:
         raise ValueError(
-            f"image_size must be one of {SUPPORTED_IMAGE_SIZES} (the paper's sizes), got {image_size}."
+            f"data.image_size must be one of {SUPPORTED_IMAGE_SIZES} (the paper's sizes), got {image_size}."
         )
     return int(image_size)
 
