@@ -120,7 +120,7 @@ class RandomPairs(Dataset):
         return {k: torch.rand(3, SIZE, SIZE, generator=g) * 2 - 1 for k in ("x0", "s0", "xt", "st")}
 
 
-def _fit(model: ForecastGAN, tmp_path, precision="32-true", batches=2) -> pl.Trainer:
+def _fit(model: ForecastGAN, tmp_path, precision="32-true", batches=2, pairs=None) -> pl.Trainer:
     trainer = pl.Trainer(
         default_root_dir=tmp_path,
         accelerator="cpu",
@@ -135,7 +135,7 @@ def _fit(model: ForecastGAN, tmp_path, precision="32-true", batches=2) -> pl.Tra
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    loader = DataLoader(RandomPairs(), batch_size=4)
+    loader = DataLoader(pairs if pairs is not None else RandomPairs(), batch_size=4)
     trainer.fit(model, loader, loader)
     return trainer
 
@@ -267,19 +267,7 @@ def test_retargeted_targets_never_reach_the_losses(tmp_path):
     def train_once(scale):
         torch.manual_seed(0)
         model = ForecastGAN(preset="tiny", image_size=SIZE)
-        trainer = pl.Trainer(
-            default_root_dir=tmp_path,
-            accelerator="cpu",
-            max_epochs=1,
-            limit_train_batches=2,
-            limit_val_batches=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        )
-        torch.manual_seed(1)
-        trainer.fit(model, DataLoader(PartlyRetargetedPairs(scale), batch_size=4))
+        _fit(model, tmp_path, pairs=PartlyRetargetedPairs(scale))
         return model.state_dict()
 
     plain, scaled = train_once(1.0), train_once(0.1)
