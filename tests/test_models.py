@@ -120,14 +120,15 @@ class RandomPairs(Dataset):
         return {k: torch.rand(3, SIZE, SIZE, generator=g) * 2 - 1 for k in ("x0", "s0", "xt", "st")}
 
 
-def _fit(model: ForecastGAN, tmp_path, precision="32-true", batches=2, pairs=None) -> pl.Trainer:
-    trainer = pl.Trainer(
+def _fit(model: ForecastGAN, tmp_path, pairs=None, **trainer_options) -> pl.Trainer:
+    """Fit on `pairs` (default RandomPairs) with a quiet CPU trainer; `trainer_options` override."""
+    options = dict(
         default_root_dir=tmp_path,
         accelerator="cpu",
         devices=1,
-        precision=precision,
+        precision="32-true",
         max_epochs=1,
-        limit_train_batches=batches,
+        limit_train_batches=2,
         limit_val_batches=1,
         num_sanity_val_steps=0,
         logger=False,
@@ -135,6 +136,7 @@ def _fit(model: ForecastGAN, tmp_path, precision="32-true", batches=2, pairs=Non
         enable_progress_bar=False,
         enable_model_summary=False,
     )
+    trainer = pl.Trainer(**{**options, **trainer_options})
     loader = DataLoader(pairs if pairs is not None else RandomPairs(), batch_size=4)
     trainer.fit(model, loader, loader)
     return trainer
@@ -148,7 +150,7 @@ def test_training_steps_update_both_networks_and_log_finite_losses(tmp_path, pre
     torch.manual_seed(0)
     model = ForecastGAN(preset="tiny", image_size=SIZE, **options)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    trainer = _fit(model, tmp_path, precision)
+    trainer = _fit(model, tmp_path, precision=precision)
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert any(k.startswith("generator.image_encoder.") for k in changed)
     assert any(k.startswith("generator.up_blocks.") for k in changed)
@@ -166,7 +168,7 @@ def test_training_steps_update_both_networks_and_log_finite_losses(tmp_path, pre
 
 def test_n_critic_trains_the_generator_every_nth_batch(tmp_path):
     model = ForecastGAN(preset="tiny", image_size=SIZE, n_critic=2)
-    trainer = _fit(model, tmp_path, batches=2)
+    trainer = _fit(model, tmp_path, limit_train_batches=2)
     assert trainer.global_step == 3  # critic, critic + generator
 
 
@@ -180,7 +182,7 @@ def test_batches_must_have_the_contract_keys_and_size():
 
 def test_checkpoint_of_another_model_is_refused_clearly(tmp_path):
     model = ForecastGAN(preset="tiny", image_size=SIZE)
-    trainer = _fit(model, tmp_path, batches=1)
+    trainer = _fit(model, tmp_path, limit_train_batches=1)
     path = tmp_path / "tiny.ckpt"
     trainer.save_checkpoint(path)
     model.check_checkpoint(path)  # the same architecture: fine
@@ -223,21 +225,17 @@ def test_sample_grid_writes_png_and_gif_and_logs_to_wandb(tmp_path, monkeypatch)
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     logger = WandbLogger(save_dir=tmp_path, offline=True, project="frgan-test")
-    trainer = pl.Trainer(
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-        max_epochs=1,
+    # the take spans two batches
+    model = ForecastGAN(preset="tiny", image_size=SIZE)
+    _fit(
+        model,
+        tmp_path,
+        pairs=OneTake(),
         limit_train_batches=1,
         limit_val_batches=2,
-        num_sanity_val_steps=0,
         logger=logger,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=[SampleGrid(rows=2, max_frames=5)],
     )
-    loader = DataLoader(OneTake(), batch_size=4)  # the take spans two batches
-    trainer.fit(ForecastGAN(preset="tiny", image_size=SIZE), loader, loader)
     logger.experiment.finish()
 
     png = iio.imread(tmp_path / "samples" / "epoch_000.png")

@@ -161,6 +161,8 @@ def test_killed_run_resumes_and_finishes(tiny_data_dir, tmp_path, sig):
     assert "Run folder:" in finish.stdout
     final = torch.load(last, map_location="cpu", weights_only=False)
     assert final["global_step"] > saved["global_step"]
+    # the best, periodic and on-interrupt checkpoints all share one last.ckpt
+    assert not list(last.parent.glob("last-v*.ckpt"))
 
 
 def test_config_mistake_on_the_command_line_is_one_clear_message(tiny_data_dir, tmp_path):

@@ -148,7 +148,7 @@ class FRGANDataModule(LightningDataModule):
         for key, value, least in (
             ("batch_size", batch_size, 1),
             ("num_workers", num_workers, 0),
-            ("clip_length", clip_length, 2),
+            ("clip_length", clip_length, 1),
             ("clip_stride", clip_stride, 1),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
@@ -158,8 +158,8 @@ class FRGANDataModule(LightningDataModule):
         self.name, self.raw_dir, self.shard_dir = name, raw_dir, str(shard_dir)
         self.image_size = check_image_size(image_size)
         self.stage = stage
-        self.clip_length, self.clip_stride = int(clip_length), int(clip_stride)
-        self.batch_size, self.num_workers = int(batch_size), int(num_workers)
+        self.clip_length, self.clip_stride = clip_length, clip_stride
+        self.batch_size, self.num_workers = batch_size, num_workers
         self.mode, self.memory_limit_gb = mode, float(memory_limit_gb)
         self.retarget_prob = float(retarget_prob)
         self.shuffle_buffer = int(shuffle_buffer)

@@ -67,8 +67,6 @@ class _TakeDataset(Dataset):
         retarget_prob: float = 0.0,
         drivers: DriverBank | None = None,
     ):
-        if not 0.0 <= retarget_prob <= 1.0:
-            raise ValueError(f"retarget_prob must be in [0, 1], got {retarget_prob}")
         self.takes, self.render, self.retarget_prob = list(takes), render, float(retarget_prob)
         self.drivers = (
             drivers if drivers is not None else DriverBank(self.takes if retarget_prob > 0 else ())
@@ -148,10 +146,6 @@ class RefineClips(_TakeDataset):
         self, takes, render, clip_length: int, clip_stride: int, retarget_prob=0.0, drivers=None
     ):
         super().__init__(takes, render, retarget_prob, drivers)
-        if clip_length < 1 or clip_stride < 1:
-            raise ValueError(
-                f"clip_length and clip_stride must be >= 1, got {clip_length}, {clip_stride}"
-            )
         self.clip_length = int(clip_length)
         self.clips = [
             (take_id, start)
