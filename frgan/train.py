@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from frgan.errors import ConfigError
 from frgan.utils.cli import report_user_errors
 from frgan.utils.config import print_config_tree, resolve_ckpt_path
 from frgan.utils.instantiate import instantiate_callbacks, instantiate_loggers
@@ -38,6 +39,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if cfg.get("extras", {}).get("print_config"):
         print_config_tree(cfg, save_to=run_dir / "config_tree.log")
     pl.seed_everything(cfg.seed, workers=True)
+    check_model_matches_data(cfg)
 
     log.info("data: %s", cfg.data._target_)
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
@@ -74,6 +76,19 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
     objects = {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
     return metrics, objects
+
+
+def check_model_matches_data(cfg: DictConfig) -> None:
+    """A stage trains on its own kind of batch: refuse a model/data-stage mismatch up front."""
+    model_class = hydra.utils.get_class(cfg.model._target_)
+    wanted = getattr(model_class, "data_stage", None)
+    stage = cfg.data.get("stage")
+    if wanted is not None and stage != wanted:
+        raise ConfigError(
+            f"model._target_={cfg.model._target_} trains on data.stage={wanted}, but "
+            f"data.stage={stage}; drop the data.stage override (choosing the model sets it) "
+            "or choose the model of that stage"
+        )
 
 
 def _as_floats(metrics: dict[str, Any]) -> dict[str, float]:

@@ -12,7 +12,6 @@ apart), and the structure renderer alone for reference.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -26,6 +25,7 @@ from rich.table import Table
 from frgan.data import FRGANDataModule
 from frgan.data.structure import StructureRenderer
 from frgan.render import mean_face68
+from frgan.utils.files import write_json_atomic
 
 
 def parse_args() -> argparse.Namespace:
@@ -154,7 +154,7 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    write_json_atomic(out, report)
     console.print(f"wrote {out}")
 
 

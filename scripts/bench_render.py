@@ -11,7 +11,6 @@ machine shared with other jobs mostly affects the spread, not the median.
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from frgan.render import FACE68_TRIANGLES, mean_face68, normal_map, normal_maps
+from frgan.utils.files import write_json_atomic
 
 DENSE_VERTICES, DENSE_TRIANGLES = 53_215, 105_840
 REFERENCE_MS = {64: 40.3, 128: 66.7}  # the original release's renderer, same machines
@@ -195,9 +195,7 @@ def main() -> None:
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, args.out)
+    write_json_atomic(args.out, report)
     print(f"wrote {args.out}")
 
 

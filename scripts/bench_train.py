@@ -16,7 +16,6 @@ JSON records the load average and the process CPU time per step beside wall time
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -31,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import frgan.models.blocks as blocks
 from frgan.models import ForecastGAN, Generator
+from frgan.utils.files import write_json_atomic
 
 REFERENCE = {
     "preset": "paper",
@@ -264,9 +264,7 @@ def main() -> None:
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, args.out)
+    write_json_atomic(args.out, report)
     console.print(f"wrote {args.out}")
 
 

@@ -8,6 +8,8 @@ from conftest import CONF_DIR, compose_config
 from omegaconf import OmegaConf
 from pytorch_lightning import Trainer
 
+from frgan.errors import ConfigError
+
 
 def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
@@ -65,3 +67,10 @@ def test_every_logger_builds(logger, tmp_path):
     cfg = compose_config("train.yaml", [f"logger={logger}"], run_dir=tmp_path)
     (built,) = instantiate_loggers(cfg.logger)
     assert type(built).__name__.lower().startswith(logger)
+
+
+def test_model_and_data_stage_mismatch_is_one_error_naming_both_keys(train_config):
+    from frgan.train import train
+
+    with pytest.raises(ConfigError, match=r"data.stage=refine.*model|model.*data.stage=refine"):
+        train(train_config("data.stage=refine"))

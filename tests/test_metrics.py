@@ -75,3 +75,24 @@ def test_ssim_matches_scikit_image_away_from_the_border():
     )
     interior = (slice(None), slice(5, -5), slice(5, -5))  # where border padding plays no role
     np.testing.assert_allclose(ours[interior], theirs[interior], atol=1e-4)
+
+
+def test_temporal_error_and_flicker():
+    torch.manual_seed(0)
+    target = torch.rand(2, 5, 3, 8, 8) * 2 - 1
+    assert torch.allclose(metrics.temporal_error(target, target), torch.zeros(2))
+    # a constant offset changes no frame-to-frame difference
+    assert torch.allclose(metrics.temporal_error(target + 0.1, target), torch.zeros(2), atol=1e-6)
+    still = target[:, :1].expand_as(target)
+    noisy = still + 0.2 * torch.randn_like(still)
+    # on a clip that never changes every pixel is static: flicker = temporal error > 0
+    assert torch.allclose(metrics.flicker(noisy, still), metrics.temporal_error(noisy, still))
+    assert (metrics.flicker(noisy, still) > 0).all()
+    # copying the first frame never flickers: where the truth is static, so is the copy
+    moving_corner = still.clone()
+    moving_corner[:, 1:, :, :4, :4] += 0.5
+    assert torch.equal(metrics.flicker(still, moving_corner), torch.zeros(2))
+    # no static pixel at all: undefined
+    assert metrics.flicker(still, target).isnan().all()
+    with pytest.raises(ValueError, match="T >= 2"):
+        metrics.temporal_error(target[:, :1], target[:, :1])

@@ -175,9 +175,9 @@ def test_n_critic_trains_the_generator_every_nth_batch(tmp_path):
 def test_batches_must_have_the_contract_keys_and_size():
     model = ForecastGAN(preset="tiny", image_size=SIZE)
     with pytest.raises(ValueError, match=r"missing \['st'\]"):
-        model._unpack({k: torch.zeros(1, 3, SIZE, SIZE) for k in ("x0", "s0", "xt")})
+        model.generator_inputs({k: torch.zeros(1, 3, SIZE, SIZE) for k in ("x0", "s0", "xt")})
     with pytest.raises(ValueError, match="set model.image_size"):
-        model._unpack({k: torch.zeros(1, 3, 32, 32) for k in ("x0", "s0", "xt", "st")})
+        model.generator_inputs({k: torch.zeros(1, 3, 32, 32) for k in ("x0", "s0", "xt", "st")})
 
 
 def test_checkpoint_of_another_model_is_refused_clearly(tmp_path):
@@ -217,11 +217,11 @@ class OneTake(Dataset):
         return {"x0": x0, "s0": s0, "xt": xt, "st": st, "t": t}
 
 
-def test_sample_grid_writes_png_and_gif_and_logs_to_wandb(tmp_path, monkeypatch):
+def test_sample_media_writes_png_gif_mp4_and_logs_to_wandb(tmp_path, monkeypatch):
     import imageio.v3 as iio
     from pytorch_lightning.loggers import WandbLogger
 
-    from frgan.callbacks import SampleGrid
+    from frgan.callbacks import SampleMedia
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     logger = WandbLogger(save_dir=tmp_path, offline=True, project="frgan-test")
@@ -234,7 +234,7 @@ def test_sample_grid_writes_png_and_gif_and_logs_to_wandb(tmp_path, monkeypatch)
         limit_train_batches=1,
         limit_val_batches=2,
         logger=logger,
-        callbacks=[SampleGrid(rows=2, max_frames=5)],
+        callbacks=[SampleMedia(rows=2, max_frames=5)],
     )
     logger.experiment.finish()
 
@@ -242,8 +242,10 @@ def test_sample_grid_writes_png_and_gif_and_logs_to_wandb(tmp_path, monkeypatch)
     assert png.shape == (2 * SIZE, 4 * SIZE, 3)  # 2 rows of source | structure | generated | truth
     gif = iio.imread(tmp_path / "samples" / "epoch_000.gif", index=None)
     assert gif.shape[:3] == (5, SIZE, 4 * SIZE)  # max_frames frames of the take
+    mp4 = iio.imread(tmp_path / "samples" / "epoch_000.mp4", index=None, plugin="pyav")
+    assert mp4.shape[:3] == (5, SIZE, 4 * SIZE)
     media = list((tmp_path / "wandb").glob("offline-run-*/files/media/*/samples/*"))
-    assert {p.suffix for p in media} == {".png", ".gif"}
+    assert {p.suffix for p in media} == {".png", ".mp4"}
 
 
 class PartlyRetargetedPairs(RandomPairs):

@@ -33,10 +33,10 @@ from frgan.data.shards import (
     encode_take,
     manifest_path,
     sha256_of,
-    write_json_atomic,
     write_shard,
 )
 from frgan.data.splits import SPLIT_NAMES, make_split
+from frgan.utils.files import write_json_atomic
 
 SUPPORTED_IMAGE_SIZES = (64, 96, 128)
 PARTS_DIR = "parts"
@@ -391,7 +391,7 @@ def prepare_dataset(
                 if r.members is not None and r.repairs
             ],
         }
-        write_json_atomic(shard_dir / PARTS_DIR / f"{plan.name}.json", part)
+        write_json_atomic(shard_dir / PARTS_DIR / f"{plan.name}.json", part, sort_keys=True)
         parts[plan.name] = part
     if hasattr(results, "close"):
         results.close()
@@ -399,7 +399,7 @@ def prepare_dataset(
     manifest = _assemble_manifest(
         dataset, layout, settings, digest, split, plans, parts, unassigned_skips
     )
-    write_json_atomic(manifest_path(shard_dir), manifest)
+    write_json_atomic(manifest_path(shard_dir), manifest, sort_keys=True)
     print_summary(manifest, console)
     return manifest
 

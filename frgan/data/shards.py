@@ -14,7 +14,6 @@ import hashlib
 import io
 import itertools
 import json
-import os
 import re
 import tarfile
 from collections.abc import Iterable
@@ -26,6 +25,7 @@ import cv2
 import numpy as np
 
 from frgan.data.errors import CorruptShard, DataError
+from frgan.utils.files import atomic_path
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -102,9 +102,8 @@ def write_shard(path: str | Path, samples: Iterable[tuple[str, dict[str, bytes]]
     complete, so an interrupted run never leaves a half-written shard under the real name.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     takes = 0
-    try:
+    with atomic_path(path) as tmp:
         with tarfile.open(tmp, "w") as tar:
             for key, members in samples:
                 for suffix, data in members.items():
@@ -112,17 +111,12 @@ def write_shard(path: str | Path, samples: Iterable[tuple[str, dict[str, bytes]]
                     info.size, info.mode = len(data), 0o644
                     tar.addfile(info, io.BytesIO(data))
                 takes += 1
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
         record = {
             "file": path.name,
             "sha256": sha256_of(tmp),
             "bytes": tmp.stat().st_size,
             "takes": takes,
         }
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return record
 
 
@@ -148,13 +142,6 @@ def shard_location(shard_dir: str | Path, file: str) -> str:
 
 def manifest_path(shard_dir: str | Path) -> Path:
     return Path(shard_dir) / MANIFEST_NAME
-
-
-def write_json_atomic(path: str | Path, payload: dict) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def load_manifest(shard_dir: str | Path) -> dict:

@@ -2,6 +2,7 @@
 
 from frgan.models.critic import Critic
 from frgan.models.forecast_gan import ForecastGAN
+from frgan.models.gan import GANModule
 from frgan.models.generator import Forecast, Generator
 from frgan.models.presets import PRESETS, WidthPreset, architecture, supported_image_sizes
 
@@ -10,6 +11,7 @@ __all__ = [
     "Critic",
     "Forecast",
     "ForecastGAN",
+    "GANModule",
     "Generator",
     "WidthPreset",
     "architecture",

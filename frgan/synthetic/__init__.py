@@ -5,8 +5,8 @@ generate_dataset("data/synthetic/raw", subjects=24, takes_per_expression=2, imag
 """
 
 from frgan.synthetic.expressions import ACTION_UNITS, EXPRESSION_ACTION_UNITS, EXPRESSIONS
-from frgan.synthetic.generate import Take, render_take
 from frgan.synthetic.head import IDENTITY_NAMES, build_head
+from frgan.synthetic.take_video import Take, render_take
 from frgan.synthetic.takes import POSE_NAMES
 from frgan.synthetic.writer import GENERATOR_VERSION, generate_dataset, validate_config
 

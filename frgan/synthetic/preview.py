@@ -4,18 +4,18 @@ and one animated GIF per expression (a grid of subjects playing their first take
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from frgan.synthetic.writer import CARD_NAME, GROUND_TRUTH_NAME
+from frgan.utils.media import write_gif, write_image
 
 MAX_SHEET_SUBJECTS = 24
 GIF_SUBJECTS = 8
 LABEL_HEIGHT = 16
+GIF_FPS = 12.5  # 80 ms per frame
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -38,13 +38,6 @@ def _label(text: str, width: int) -> np.ndarray:
         cv2.LINE_AA,
     )
     return strip
-
-
-def _atomic_save(path: Path, write) -> Path:
-    tmp = path.with_name(f".tmp{os.getpid()}_{path.name}")
-    write(tmp)
-    os.replace(tmp, path)
-    return path
 
 
 def contact_sheet(root: Path, subjects: list, expressions: list) -> np.ndarray:
@@ -85,14 +78,6 @@ def expression_gif_frames(root: Path, subjects: list, expression: str) -> list:
     return frames
 
 
-def save_gif(path: Path, frames: list, frame_ms: int = 80) -> None:
-    """Animated GIF, looping; fast octree palettes (the default quantizer is ~30x slower)."""
-    images = [Image.fromarray(f).quantize(256, method=Image.Quantize.FASTOCTREE) for f in frames]
-    images[0].save(
-        path, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0
-    )
-
-
 def write_preview(root) -> list[Path]:
     """Write preview/contact_sheet.png and preview/<expression>.gif; returns their paths."""
     root = Path(root)
@@ -101,15 +86,8 @@ def write_preview(root) -> list[Path]:
     folder = root / "preview"
     folder.mkdir(exist_ok=True)
     sheet = contact_sheet(root, subjects[:MAX_SHEET_SUBJECTS], expressions)
-    written = [
-        _atomic_save(
-            folder / "contact_sheet.png",
-            lambda p: cv2.imwrite(str(p), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)),
-        )
-    ]
+    written = [write_image(folder / "contact_sheet.png", sheet)]
     for expression in expressions:
-        frames = expression_gif_frames(root, subjects[:GIF_SUBJECTS], expression)
-        written.append(
-            _atomic_save(folder / f"{expression}.gif", lambda p, f=frames: save_gif(p, f))
-        )
+        frames = np.stack(expression_gif_frames(root, subjects[:GIF_SUBJECTS], expression))
+        written.append(write_gif(folder / f"{expression}.gif", frames, fps=GIF_FPS))
     return written

@@ -32,9 +32,10 @@ from rich.progress import (
 
 from frgan.errors import ConfigError
 from frgan.synthetic.expressions import ACTION_UNITS, EXPRESSION_ACTION_UNITS, EXPRESSIONS
-from frgan.synthetic.generate import head_and_basis, render_take
 from frgan.synthetic.head import IDENTITY_NAMES
+from frgan.synthetic.take_video import head_and_basis, render_take
 from frgan.synthetic.takes import POSE_NAMES
+from frgan.utils.files import write_json_atomic
 
 GENERATOR_VERSION = "1.0"
 CARD_NAME = "dataset_card.json"
@@ -114,17 +115,6 @@ def config_record(config: SynthConfig) -> dict:
 
 
 # --------------------------------------------------------------------------- files
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, record: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(record, indent=2) + "\n").encode())
 
 
 def take_dir(root: Path, config: SynthConfig, subject: int, expression: str, take: int) -> Path:
@@ -317,13 +307,13 @@ def generate_dataset(
     ]
     todo = [] if state == "complete" else clean_partial_takes(root, config, all_takes)
     if state != "complete":
-        atomic_write_json(root / IN_PROGRESS_NAME, {"config": config_record(config)})
+        write_json_atomic(root / IN_PROGRESS_NAME, {"config": config_record(config)})
     _run_jobs(root, config, todo, workers, progress)
 
     frames = count_frames(root, config, all_takes)
     card = dataset_card(root, config, frames)
     if state != "complete":
-        atomic_write_json(root / CARD_NAME, card)
+        write_json_atomic(root / CARD_NAME, card)
         (root / IN_PROGRESS_NAME).unlink(missing_ok=True)
     preview_files = []
     if preview:

@@ -88,3 +88,23 @@ def ssim(
 ) -> torch.Tensor:
     """Mean SSIM per image, over the full frame or the pixels of mask [B,1,H,W]."""
     return _masked_mean(ssim_map(pred, target, data_range), mask)
+
+
+def frame_quality(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    source: torch.Tensor,
+    threshold: float = DEFAULT_MOVING_THRESHOLD,
+) -> dict[str, torch.Tensor]:
+    """PSNR and SSIM [B] of `pred` against `target` over the full frame and over the moving
+    region (where target differs from the source frame). Frames with no moving pixel (t = 0
+    of a take) tell nothing about motion and would give copying an infinite PSNR: NaN."""
+    moving = moving_mask(source, target, threshold)
+    has_motion = moving.flatten(1).any(dim=1)
+    values = {
+        "psnr": psnr(pred, target),
+        "ssim": ssim(pred, target),
+        "psnr_moving": psnr(pred, target, moving),
+        "ssim_moving": ssim(pred, target, moving),
+    }
+    return {name: v.masked_fill(~has_motion, float("nan")) for name, v in values.items()}

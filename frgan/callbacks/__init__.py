@@ -1,0 +1,5 @@
+"""Lightning callbacks of FRGAN."""
+
+from frgan.callbacks.samples import SampleMedia
+
+__all__ = ["SampleMedia"]

@@ -1,0 +1,327 @@
+"""GANModule: what both stages of FRGAN share, written once.
+
+A stage subclasses it and supplies its networks (`self.generator`, `self.critic`) and
+losses; the base owns the training loop of a critic and a generator under manual
+optimization, the gradient penalty, clipping, the EMA sampling generator, the quality
+metrics beside baselines, checkpoint identity and the sample a callback draws.
+
+Per batch: one critic step, and every `n_critic`-th batch one generator step. Manual
+optimization, so mixed precision and DDP go through Lightning: `manual_backward` scales the
+loss (16-mixed), `opt.step()` unscales, skips non-finite steps and updates the scaler;
+gradient clipping runs in `on_before_optimizer_step`, i.e. after unscaling. The gradient
+penalty is computed in fp32 with autocast off, so its double backward never runs in half
+precision.
+
+DDP: each backward touches only the critic's or only the generator's parameters, so use
+the `ddp_find_unused_parameters_true` strategy (`ddp_spawn_find_unused_parameters_true` on
+CPU), as conf/trainer/ddp.yaml does.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torchmetrics.aggregation import MeanMetric
+
+from frgan.errors import ConfigError
+from frgan.models.ema import ema_decay_at, update_ema
+
+GP_MODES = ("image_and_structure", "image")
+# metrics whose gain over copying the first frame is logged as <stage>/<name>_gain
+GAIN_METRICS = ("psnr", "ssim", "psnr_moving", "ssim_moving")
+
+
+class GANModule(pl.LightningModule):
+    """Base LightningModule of a FRGAN stage. Subclasses define:
+
+    data_stage          the `data.stage` whose batches the module trains on
+    candidates          metric prefixes: "" (the model) first, then baselines ("copy_", ...)
+    quality_metrics     names of the per-sample quality metrics
+    sample_columns      the column names of a drawn sample
+
+    generator_inputs(batch) -> inputs      validated tensors of a batch
+    generate(inputs, generator) -> output  a forward pass of the given generator
+    critic_loss(inputs, output) -> (loss, logs)
+    generator_loss(inputs, output) -> (loss, logs)
+    evaluate(inputs) -> {candidate: {metric: per-sample values}}
+    select_sample(loader, max_frames) / draw_sample(sample)
+    identity() -> what a checkpoint must agree on
+    """
+
+    data_stage: ClassVar[str]
+    candidates: ClassVar[tuple[str, ...]] = ("", "copy_")
+    quality_metrics: ClassVar[tuple[str, ...]] = GAIN_METRICS
+    sample_columns: ClassVar[tuple[str, ...]]
+    progress_metric: ClassVar[str] = "l1"  # the generator loss term shown in the progress bar
+
+    generator: nn.Module
+    critic: nn.Module
+
+    def __init__(
+        self,
+        *,
+        lr: float,
+        betas: tuple[float, float],
+        n_critic: int,
+        gp_weight: float,
+        gp_on: str,
+        ema_decay: float | None,
+        grad_clip: float | None,
+        moving_threshold: float,
+        monitor: str,
+        monitor_mode: str,
+    ):
+        super().__init__()
+        check_choice("model.gp_on", gp_on, GP_MODES)
+        check_choice("model.monitor_mode", monitor_mode, ("min", "max"))
+        if not (isinstance(n_critic, int) and not isinstance(n_critic, bool) and n_critic >= 1):
+            raise ConfigError(f"model.n_critic must be an integer >= 1, got {n_critic!r}")
+        if not (isinstance(lr, (int, float)) and lr > 0):
+            raise ConfigError(f"model.lr must be a number > 0, got {lr!r}")
+        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+            raise ConfigError(
+                f"model.ema_decay must be in (0, 1) or null (no EMA), got {ema_decay!r}"
+            )
+        if grad_clip is not None and grad_clip <= 0:
+            raise ConfigError(
+                f"model.grad_clip must be > 0 or null (no clipping), got {grad_clip!r}"
+            )
+        if gp_weight < 0:
+            raise ConfigError(f"model.gp_weight must be >= 0, got {gp_weight!r}")
+        self.automatic_optimization = False
+        self.monitor = monitor
+        self.generator_ema: nn.Module | None = None
+        # per-sample means over an epoch; NaN (samples where the metric is undefined) is skipped
+        self.quality = nn.ModuleDict(
+            {
+                stage: nn.ModuleDict(
+                    {
+                        f"{prefix}{name}": MeanMetric(nan_strategy="ignore")
+                        for prefix in self.candidates
+                        for name in self.quality_metrics
+                    }
+                )
+                for stage in ("val", "test")
+            }
+        )
+
+    # ------------------------------------------------------------------ subclass hooks
+    def generator_inputs(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def generate(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Any:
+        raise NotImplementedError
+
+    def critic_loss(self, inputs, output) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def generator_loss(self, inputs, output) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def evaluate(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def select_sample(self, loader, max_frames: int) -> dict[str, torch.Tensor] | None:
+        raise NotImplementedError
+
+    def draw_sample(self, sample: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def identity(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ EMA and sampling
+    def init_ema(self) -> None:
+        """Call once the generator exists: keeps an EMA copy when model.ema_decay is set."""
+        if self.hparams.ema_decay is not None:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The EMA generator when there is one, else the trained one."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    # ------------------------------------------------------------------ training
+    def configure_optimizers(self):
+        hp = self.hparams
+        betas = tuple(hp.betas)
+        critic_opt = torch.optim.Adam(self.critic.parameters(), lr=hp.lr, betas=betas)
+        generator_opt = torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas)
+        return critic_opt, generator_opt
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        inputs = self.generator_inputs(batch)
+        critic_opt, generator_opt = self.optimizers()
+        generator_turn = (batch_idx + 1) % self.hparams.n_critic == 0
+
+        # one generator forward serves both steps; its graph is kept only when G trains now
+        with torch.set_grad_enabled(generator_turn):
+            output = self.generate(inputs, self.generator)
+
+        with self.toggled_optimizer(critic_opt):
+            d_loss, logs = self.critic_loss(inputs, output)
+            critic_opt.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            critic_opt.step()
+        self.log_dict({"train/d_loss": d_loss, **_prefixed("train/", logs)})
+
+        if not generator_turn:
+            return
+        with self.toggled_optimizer(generator_opt):
+            g_loss, logs = self.generator_loss(inputs, output)
+            generator_opt.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            generator_opt.step()
+        shown = logs.pop(self.progress_metric, None)
+        self.log_dict({"train/g_loss": g_loss, **_prefixed("train/", logs)})
+        if shown is not None:
+            self.log(f"train/{self.progress_metric}", shown, prog_bar=True)
+
+        if self.generator_ema is not None:
+            decay = ema_decay_at(self.global_step, self.hparams.ema_decay)
+            update_ema(self.generator_ema, self.generator, decay)
+
+    def gradient_penalty(
+        self,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        structure: torch.Tensor,
+        weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """mean((‖∇ D(x̃, s)‖ − 1)²) on random interpolates x̃ of real and fake samples
+        (images [B,3,H,W] or clips [B,T,3,H,W]).
+
+        "image_and_structure" (the release) takes the norm over the image and the structure
+        inputs, "image" over the image only. Runs in fp32 with autocast off. `weights` [B]
+        weigh the samples of the mean (default: all 1).
+        """
+        with torch.autocast(device_type=real.device.type, enabled=False):
+            alpha_shape = (real.shape[0],) + (1,) * (real.ndim - 1)
+            alpha = torch.rand(alpha_shape, device=real.device)
+            image = torch.lerp(fake.float(), real.float(), alpha).requires_grad_(True)
+            # detach: a fresh tensor, so the batch's own structure never starts requiring grad
+            structure = structure.detach().float()
+            structure.requires_grad_(self.hparams.gp_on == "image_and_structure")
+            differentiable = [image, structure] if structure.requires_grad else [image]
+            scores = self.critic(image, structure)
+            grads = torch.autograd.grad(scores.sum(), differentiable, create_graph=True)
+            norm = torch.cat([g.flatten(1) for g in grads], dim=1).norm(dim=1)
+            penalty = (norm - 1).square()
+            return penalty.mean() if weights is None else weighted_mean(penalty, weights.float())
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Lightning calls this after unscaling the gradients (16-mixed), so clip here
+        if self.hparams.grad_clip is not None:
+            self.clip_gradients(
+                optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm"
+            )
+
+    # ------------------------------------------------------------------ evaluation
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._update_quality("val", batch)
+
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._update_quality("test", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_quality("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_quality("test")
+
+    def _update_quality(self, stage: str, batch: Mapping[str, Any]) -> None:
+        for prefix, values in self.evaluate(self.generator_inputs(batch)).items():
+            for name, per_sample in values.items():
+                self.quality[stage][prefix + name].update(per_sample)
+
+    def _log_quality(self, stage: str) -> None:
+        results = {}
+        for name, metric in self.quality[stage].items():
+            results[f"{stage}/{name}"] = metric.compute()  # synchronized across processes
+            metric.reset()
+        for name in GAIN_METRICS:
+            if name in self.quality_metrics and "copy_" in self.candidates:
+                results[f"{stage}/{name}_gain"] = (
+                    results[f"{stage}/{name}"] - results[f"{stage}/copy_{name}"]
+                )
+        self.log_dict(results, sync_dist=True)
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["frgan_model"] = self.identity()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.check_identity(checkpoint, "the checkpoint")
+
+    def check_checkpoint(self, path: str | Path) -> None:
+        """Raise a clear error unless `path` is a checkpoint of this model class and
+        architecture."""
+        self.check_identity(read_checkpoint(path), str(path))
+
+    def check_identity(self, checkpoint: Any, source: str) -> None:
+        wanted = self.identity()
+        found = checkpoint.get("frgan_model") if isinstance(checkpoint, dict) else None
+        if found is None:
+            keys = (
+                sorted(checkpoint)[:8]
+                if isinstance(checkpoint, dict)
+                else type(checkpoint).__name__
+            )
+            raise ValueError(
+                f"{source} is not a FRGAN model checkpoint (it has {keys}); "
+                f"the config asks for {describe_identity(wanted)}"
+            )
+        if found != wanted:
+            raise ValueError(
+                f"{source} holds {describe_identity(found)} but the config asks for "
+                f"{describe_identity(wanted)}; pick a checkpoint of this model or set the model "
+                "config to match it"
+            )
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """torch.load a Lightning checkpoint on the CPU, with one clear error for a missing or
+    unreadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    except Exception as error:  # noqa: BLE001 — any unreadable file gets the same message
+        raise ValueError(
+            f"{path} is not a readable PyTorch Lightning checkpoint ({error})"
+        ) from error
+
+
+def describe_identity(identity: Mapping[str, Any]) -> str:
+    details = ", ".join(f"{k}={v!r}" for k, v in identity.items() if k != "class")
+    return f"{identity.get('class')}({details})"
+
+
+def retargeted_flags(batch: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor:
+    """Per-sample flags of the data pipeline's retargeting augmentation (all False without it)."""
+    flags = batch.get("retargeted")
+    if flags is None:
+        return torch.zeros(like.shape[0], dtype=torch.bool, device=like.device)
+    return torch.as_tensor(flags, device=like.device).bool()
+
+
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean of per-sample `values` [B] or [B,1] with per-sample `weights` [B]; 0 when all
+    weights are 0."""
+    return (values.flatten() * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is invalid; valid values: {', '.join(choices)}")
+
+
+def _prefixed(prefix: str, logs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {prefix + name: value for name, value in logs.items()}
