@@ -272,3 +272,28 @@ def test_retargeted_targets_never_reach_the_losses(tmp_path):
 
     plain, scaled = train_once(1.0), train_once(0.1)
     assert all(torch.equal(plain[k], scaled[k]) for k in plain)
+
+
+def test_load_model_from_a_file_or_run_folder_animates_clips(tmp_path):
+    from frgan.models import load_model
+
+    model = ForecastGAN(preset="tiny", image_size=SIZE, ema_decay=0.9)
+    trainer = _fit(model, tmp_path, limit_train_batches=1)
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    trainer.save_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+
+    loaded = load_model(tmp_path / "run")
+    assert isinstance(loaded, ForecastGAN) and not loaded.training
+    x0, s0 = torch.zeros(2, 3, SIZE, SIZE), torch.zeros(2, 3, SIZE, SIZE)
+    structures = torch.rand(2, 5, 3, SIZE, SIZE)
+    clips = loaded.animate(x0, s0, structures, chunk=3)
+    assert clips["forecast"].shape == (2, 5, 3, SIZE, SIZE)
+    # frame by frame, the same as the sampling (EMA) generator on each pair
+    one = loaded(x0[:1], s0[:1], structures[:1, 4]).frame
+    assert torch.allclose(clips["forecast"][0, 4], one[0], atol=1e-5)
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_model(tmp_path / "empty")
+    with pytest.raises(ValueError, match="needs one of"):
+        load_model(tmp_path / "run", expected=("RefineGAN",))

@@ -1,5 +1,6 @@
 """Networks and LightningModules of FRGAN."""
 
+from frgan.models.checkpoints import find_checkpoint, load_model
 from frgan.models.critic import Critic
 from frgan.models.forecast_gan import ForecastGAN
 from frgan.models.gan import GANModule
@@ -15,5 +16,7 @@ __all__ = [
     "Generator",
     "WidthPreset",
     "architecture",
+    "find_checkpoint",
+    "load_model",
     "supported_image_sizes",
 ]

@@ -166,6 +166,25 @@ class ForecastGAN(GANModule):
         generated = self(sample["x0"], sample["s0"], sample["st"]).frame
         return side_by_side([sample["x0"], sample["st"], generated, sample["xt"]])
 
+    @torch.no_grad()
+    def animate(
+        self, x0: torch.Tensor, s0: torch.Tensor, structures: torch.Tensor, chunk: int = 64
+    ) -> dict[str, torch.Tensor]:
+        """Every frame forecast independently from the source (reference section 6)."""
+        batch, frames = structures.shape[:2]
+        targets = structures.flatten(0, 1)
+        sources = x0.repeat_interleave(frames, dim=0)
+        source_maps = s0.repeat_interleave(frames, dim=0)
+        forecast = torch.cat(
+            [
+                self(
+                    sources[i : i + chunk], source_maps[i : i + chunk], targets[i : i + chunk]
+                ).frame
+                for i in range(0, len(targets), chunk)
+            ]
+        )
+        return {"forecast": forecast.unflatten(0, (batch, frames))}
+
     def identity(self) -> dict[str, Any]:
         preset = self.hparams.preset
         return {

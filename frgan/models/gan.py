@@ -136,6 +136,14 @@ class GANModule(pl.LightningModule):
     def identity(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def animate(
+        self, x0: torch.Tensor, s0: torch.Tensor, structures: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Inference for generate/evaluate: source frames x0 [B,3,H,W], their structure maps
+        s0 and target structure clips [B,T,3,H,W] -> named clips [B,T,3,H,W] in [-1,1]
+        ("forecast", and "refined" for a two-stage model). Uses the sampling generator(s)."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ EMA and sampling
     def init_ema(self) -> None:
         """Call once the generator exists: keeps an EMA copy when model.ema_decay is set."""
