@@ -36,6 +36,7 @@ from frgan.data.shards import (
     verify_shards,
 )
 from frgan.data.structure import StructureRenderer
+from frgan.utils.files import reporting_unwritable
 
 STAGES = ("forecast", "refine")
 MODES = ("auto", "memory", "stream")
@@ -59,6 +60,8 @@ class StreamingSamples(IterableDataset):
         urls,
         make_samples,
         *,
+        records: dict[str, dict],
+        tolerate_short: bool,
         train: bool,
         rank: int,
         world_size: int,
@@ -69,6 +72,7 @@ class StreamingSamples(IterableDataset):
         driver_capacity: int = 64,
     ):
         self.urls, self.make_samples, self.train = urls, make_samples, train
+        self.records, self.tolerate_short = records, tolerate_short
         self.rank, self.world_size = rank, world_size
         self.shuffle_buffer, self.samples_per_worker, self.seed = (
             shuffle_buffer,
@@ -97,17 +101,19 @@ class StreamingSamples(IterableDataset):
         seed = hash((self.seed, self.epoch, rank, worker.id if worker else 0))
         pipeline = take_stream(
             self.urls,
+            records=self.records,
+            tolerate_short=self.tolerate_short,
             rank=rank,
             world_size=world_size,
             shuffle_shards=self.train,
-            repeat=self.train,
             seed=seed,
         )
         pipeline = pipeline.compose(self._expand)
         if self.train:
-            pipeline = pipeline.shuffle(self.shuffle_buffer, seed=seed).with_epoch(
-                self.samples_per_worker
-            )
+            import webdataset as wds
+
+            pipeline = pipeline.compose(wds.filters.shuffle(self.shuffle_buffer, seed=seed))
+            pipeline = pipeline.with_epoch(self.samples_per_worker)
         return iter(pipeline)
 
 
@@ -135,6 +141,7 @@ class FRGANDataModule(LightningDataModule):
         retarget_prob: float = 0.0,
         shuffle_buffer: int = 2000,
         verify_checksums: bool = True,
+        tolerate_short_shards: bool = False,
         pin_memory: bool = False,
         seed: int = 0,
         prepare: dict | None = None,
@@ -164,6 +171,7 @@ class FRGANDataModule(LightningDataModule):
         self.retarget_prob = float(retarget_prob)
         self.shuffle_buffer = int(shuffle_buffer)
         self.verify_checksums, self.pin_memory = bool(verify_checksums), bool(pin_memory)
+        self.tolerate_short_shards = bool(tolerate_short_shards)
         self.seed = int(seed)
         self.prepare_options, self.synth_options = _plain(prepare), _plain(synth)
         self.render = StructureRenderer(structure, self.image_size)
@@ -211,7 +219,9 @@ class FRGANDataModule(LightningDataModule):
             from frgan.synthetic import generate_dataset
 
             console.print(f"[bold]data[/] no synthetic raw set in {self.raw_dir}: generating it")
-            generate_dataset(self.raw_dir, **self.synth_options)
+            remedy = "free space there or set data.raw_dir (or paths.data_dir) to a writable folder"
+            with reporting_unwritable(self.raw_dir, remedy):
+                generate_dataset(self.raw_dir, **self.synth_options)
         console.print(f"[bold]data[/] preparing shards in {self.shard_dir} from {self.raw_dir}")
         return prepare_dataset(
             self.raw_dir,
@@ -244,12 +254,13 @@ class FRGANDataModule(LightningDataModule):
             return self.mode
         return "memory" if self._decoded_gb() <= self.memory_limit_gb else "stream"
 
-    def _urls(self, split: str) -> list[str]:
-        return [
-            shard_location(self.shard_dir, r["file"])
+    def _records(self, split: str) -> dict[str, dict]:
+        """Manifest records of a split's shards, by the location they are read from."""
+        return {
+            shard_location(self.shard_dir, r["file"]): r
             for r in self.manifest["shards"]
             if r["split"] == split
-        ]
+        }
 
     def _make_samples(self, retarget_prob: float):
         return partial(
@@ -293,14 +304,16 @@ class FRGANDataModule(LightningDataModule):
 
     def _build(self, split: str):
         train = split == "train"
-        urls = self._urls(split)
+        records = self._records(split)
+        urls = list(records)
         if not urls:
             raise DataError(
                 f"The {split} split of {self.shard_dir} has no shards (see manifest.json 'counts')."
             )
         retarget_prob = self.retarget_prob if train else 0.0
         if self.resolved_mode == "memory":
-            return self._make_samples(retarget_prob)(list(take_stream(urls)))
+            takes = take_stream(urls, records=records, tolerate_short=self.tolerate_short_shards)
+            return self._make_samples(retarget_prob)(list(takes))
         world, rank = self._world()
         readers = world * max(1, self.num_workers)
         if train and len(urls) < readers:
@@ -312,6 +325,8 @@ class FRGANDataModule(LightningDataModule):
         return StreamingSamples(
             urls,
             self._make_samples(retarget_prob),
+            records=records,
+            tolerate_short=self.tolerate_short_shards,
             train=train,
             rank=rank,
             world_size=world,

@@ -29,17 +29,23 @@ from frgan.data.landmarks import SOURCE_NAMES, build_landmark_source
 from frgan.data.layout import RawLayout, Take, scan_raw_layout
 from frgan.data.shards import (
     SCHEMA_VERSION,
+    SHARD_RECORD_KEYS,
     TakeSample,
     encode_take,
+    load_manifest,
     manifest_path,
     sha256_of,
     write_shard,
 )
 from frgan.data.splits import SPLIT_NAMES, make_split
-from frgan.utils.files import write_json_atomic
+from frgan.utils.files import remove_stale_temporaries, reporting_unwritable, write_json_atomic
 
 SUPPORTED_IMAGE_SIZES = (64, 96, 128)
 PARTS_DIR = "parts"
+PART_KEYS = ("config_digest", "take_keys", "shard", "skipped", "repaired")
+# A frame whose pixels vary less than this (standard deviation, 0..255) is blank: a flat grey,
+# black or white picture (a capture glitch), never a face, whatever the landmark source says.
+BLANK_FRAME_STD = 4.0
 
 
 def check_image_size(image_size: int) -> int:
@@ -146,6 +152,13 @@ def load_take_frames(take: Take) -> tuple[list[int], np.ndarray, list[str]]:
     return numbers, (np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8)), notes
 
 
+def blank_frames(frames: np.ndarray, min_std: float = BLANK_FRAME_STD) -> np.ndarray:
+    """bool [N]: which frames of uint8 [N,H,W,3] are blank (near-constant pixels)."""
+    if len(frames) == 0:
+        return np.zeros(0, bool)
+    return frames.reshape(len(frames), -1).std(axis=1) < min_std
+
+
 def fill_timeline(good_numbers: list[int]) -> np.ndarray:
     """For every frame number from the first to the last good one, the index of the good frame
     shown there: itself, or the previous good frame when it is missing or unusable."""
@@ -186,8 +199,18 @@ class TakeProcessor:
         numbers, frames, notes = load_take_frames(take)
         if take.missing_frame_numbers:
             notes.append(f"frames {_describe(list(take.missing_frame_numbers))} missing")
+        blank = blank_frames(frames)
+        if blank.any():
+            notes.append(
+                f"frames {_describe([n for n, b in zip(numbers, blank, strict=True) if b])} "
+                f"blank (near-constant pixels)"
+            )
+            numbers, frames = (
+                [n for n, b in zip(numbers, blank, strict=True) if not b],
+                frames[~blank],
+            )
         if len(numbers) < 2:
-            return skip("fewer than 2 readable frames", notes)
+            return skip("fewer than 2 readable, non-blank frames", notes)
 
         landmarks = self.source(frames, take.directory, frame_ids=numbers)
         has_face = ~np.isnan(landmarks).any(axis=(1, 2))
@@ -299,15 +322,38 @@ def plan_shards(
             skipped.append(
                 {"take": take.label, "reason": "subject in none of the paper's split lists"}
             )
+    skipped += [{"take": t.label, "reason": t.reason} for t in layout.unreadable_takes]
     return plans, split, skipped
 
 
-def _finished_part(shard_dir: Path, plan: ShardPlan, digest: str) -> dict | None:
-    """The stored record of a shard finished by an earlier run with the same settings, if valid."""
+def read_part(part_file: Path) -> dict:
+    """A shard's part record, checked; DataError naming the file when it is damaged."""
+    try:
+        part = json.loads(part_file.read_bytes())
+        record = part["shard"]
+        if not all(key in part for key in PART_KEYS) or not (
+            record is None or all(key in record for key in (*SHARD_RECORD_KEYS, "frames"))
+        ):
+            raise ValueError("fields are missing")
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise DataError(f"{part_file} is damaged ({error})") from error
+    return part
+
+
+def _finished_part(
+    shard_dir: Path, plan: ShardPlan, digest: str, console: Console | None = None
+) -> dict | None:
+    """The stored record of a shard finished by an earlier run with the same settings, if valid;
+    a damaged record is reported and its shard rebuilt."""
     part_file = shard_dir / PARTS_DIR / f"{plan.name}.json"
     if not part_file.is_file():
         return None
-    part = json.loads(part_file.read_text())
+    try:
+        part = read_part(part_file)
+    except DataError as error:
+        if console is not None:
+            console.print(f"[yellow]warning[/] {error}: rebuilding shard {plan.name}")
+        return None
     if part.get("config_digest") != digest or part.get("take_keys") != plan.keys:
         return None
     record = part["shard"]
@@ -349,16 +395,70 @@ def prepare_dataset(
     """Prepare every take of `raw_dir` into shards under `shard_dir`; returns the manifest."""
     console = console or Console(stderr=True)
     shard_dir = Path(shard_dir)
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    (shard_dir / PARTS_DIR).mkdir(exist_ok=True)
+    if shard_dir.exists() and not shard_dir.is_dir():
+        raise NotADirectoryError(
+            f"data.shard_dir {shard_dir} is a file; set it to a folder for the shards."
+        )
     digest = settings.digest()
     if manifest_path(shard_dir).is_file() and not overwrite:
-        check_same_settings(json.loads(manifest_path(shard_dir).read_text()), settings, shard_dir)
+        check_same_settings(load_manifest(shard_dir), settings, shard_dir)
 
+    # the raw folder is read before anything is written: a bad raw_dir leaves no trace
     layout = scan_raw_layout(raw_dir, list(settings.expressions) if settings.expressions else None)
     plans, split, unassigned_skips = plan_shards(layout, settings)
+    created = not shard_dir.exists()
+    remedy = (
+        "free space there or set data.shard_dir to a writable folder with room, then re-run "
+        "the preparation (finished shards are kept)"
+    )
+    try:
+        with reporting_unwritable(shard_dir, remedy):
+            manifest = _write_shards(
+                shard_dir,
+                layout,
+                settings,
+                digest,
+                plans,
+                split,
+                unassigned_skips,
+                dataset=dataset,
+                workers=workers,
+                overwrite=overwrite,
+                progress=progress,
+                console=console,
+            )
+    finally:
+        if created and shard_dir.is_dir() and not any(shard_dir.iterdir()):
+            shard_dir.rmdir()
+    print_summary(manifest, console)
+    return manifest
+
+
+def _write_shards(
+    shard_dir: Path,
+    layout: RawLayout,
+    settings: PrepareSettings,
+    digest: str,
+    plans: list[ShardPlan],
+    split: dict,
+    unassigned_skips: list[dict],
+    *,
+    dataset: str,
+    workers: int,
+    overwrite: bool,
+    progress: bool,
+    console: Console,
+) -> dict:
+    """Write the shards not finished yet, their part records and the manifest."""
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    parts_dir = shard_dir / PARTS_DIR
+    removed = remove_stale_temporaries(shard_dir) + remove_stale_temporaries(parts_dir)
+    if removed:
+        console.print(
+            f"[bold]prepare[/] removed {len(removed)} temporary file(s) left by an interrupted run"
+        )
     parts = {
-        plan.name: (None if overwrite else _finished_part(shard_dir, plan, digest))
+        plan.name: (None if overwrite else _finished_part(shard_dir, plan, digest, console))
         for plan in plans
     }
     todo = [plan for plan in plans if parts[plan.name] is None]
@@ -370,37 +470,40 @@ def prepare_dataset(
 
     pending = [take for plan in todo for take in plan.takes]
     results = _run_takes(pending, settings, workers, progress, console)
-    for plan in todo:
-        take_results = [next(results) for _ in plan.takes]
-        written = [(r.key, r.members) for r in take_results if r.members is not None]
-        record = write_shard(shard_dir / f"{plan.name}.tar", written) if written else None
-        if record is not None:
-            record.update(
-                split=plan.split,
-                frames=sum(r.frames for r in take_results),
-                take_frames=[r.frames for r in take_results if r.members is not None],
-            )
-        part = {
-            "config_digest": digest,
-            "take_keys": plan.keys,
-            "shard": record,
-            "skipped": [{"take": r.take, "reason": r.skipped} for r in take_results if r.skipped],
-            "repaired": [
-                {"take": r.take, "repairs": r.repairs}
-                for r in take_results
-                if r.members is not None and r.repairs
-            ],
-        }
-        write_json_atomic(shard_dir / PARTS_DIR / f"{plan.name}.json", part, sort_keys=True)
-        parts[plan.name] = part
-    if hasattr(results, "close"):
+    try:
+        for plan in todo:
+            take_results = [next(results) for _ in plan.takes]
+            written = [(r.key, r.members) for r in take_results if r.members is not None]
+            record = write_shard(shard_dir / f"{plan.name}.tar", written) if written else None
+            if record is not None:
+                record.update(
+                    split=plan.split,
+                    frames=sum(r.frames for r in take_results),
+                    take_frames=[r.frames for r in take_results if r.members is not None],
+                )
+            part = {
+                "config_digest": digest,
+                "take_keys": plan.keys,
+                "shard": record,
+                "skipped": [
+                    {"take": r.take, "reason": r.skipped} for r in take_results if r.skipped
+                ],
+                "repaired": [
+                    {"take": r.take, "repairs": r.repairs}
+                    for r in take_results
+                    if r.members is not None and r.repairs
+                ],
+            }
+            parts_dir.mkdir(exist_ok=True)
+            write_json_atomic(parts_dir / f"{plan.name}.json", part, sort_keys=True)
+            parts[plan.name] = part
+    finally:
         results.close()
 
     manifest = _assemble_manifest(
         dataset, layout, settings, digest, split, plans, parts, unassigned_skips
     )
     write_json_atomic(manifest_path(shard_dir), manifest, sort_keys=True)
-    print_summary(manifest, console)
     return manifest
 
 

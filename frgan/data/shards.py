@@ -16,7 +16,8 @@ import itertools
 import json
 import re
 import tarfile
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -30,6 +31,16 @@ from frgan.utils.files import atomic_path
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 FRAME_MEMBER = re.compile(r"^(\d+)\.(jpg|png)$")
+# what a manifest must hold, and every shard record in it
+MANIFEST_KEYS = ("image_size", "shards", "split", "counts", "skipped")
+SHARD_RECORD_KEYS = ("file", "split", "sha256", "bytes", "takes", "take_frames")
+REBUILD = (
+    "re-run the preparation (python -m frgan.prepare with the same data options) to rebuild it"
+)
+
+
+class ShortShardWarning(UserWarning):
+    """A shard held fewer takes or frames than its manifest record (data.tolerate_short_shards)."""
 
 
 @dataclass
@@ -66,7 +77,8 @@ def encode_take(
 
 def decode_take(members: dict) -> TakeSample:
     """Inverse of `encode_take`; accepts webdataset's sample dicts (`__key__` + members)."""
-    key, where = members.get("__key__"), members.get("__url__", "a shard")
+    key, url = members.get("__key__"), members.get("__url__")
+    where = f"Take {key} in shard {url}" if url else f"Take {key}"
     names = sorted(
         (k for k in members if FRAME_MEMBER.match(k)), key=lambda k: int(k.split(".")[0])
     )
@@ -76,12 +88,12 @@ def decode_take(members: dict) -> TakeSample:
         ]
         if not frames or any(frame is None for frame in frames):
             raise ValueError("missing or undecodable frames")
+        if [int(name.split(".")[0]) for name in names] != list(range(len(names))):
+            raise ValueError(f"frame members are not numbered 0..{len(names) - 1}")
         landmarks = np.load(io.BytesIO(members["landmarks.npy"]))
         meta = json.loads(members["json"])
     except (KeyError, ValueError, OSError) as error:
-        raise CorruptShard(
-            f"Take {key} in shard {where} is damaged ({error}); re-run the preparation."
-        ) from error
+        raise CorruptShard(f"{where} is damaged ({error}); {REBUILD}.") from error
     return TakeSample(
         key=key, frames=np.stack(frames)[..., ::-1].copy(), landmarks=landmarks, meta=meta
     )
@@ -102,10 +114,16 @@ def write_shard(path: str | Path, samples: Iterable[tuple[str, dict[str, bytes]]
     complete, so an interrupted run never leaves a half-written shard under the real name.
     """
     path = Path(path)
-    takes = 0
+    takes, seen = 0, set()
     with atomic_path(path) as tmp:
         with tarfile.open(tmp, "w") as tar:
             for key, members in samples:
+                if not key or "." in key or "/" in key or key in seen:
+                    raise DataError(
+                        f"Cannot write take key {key!r} to {path.name}: keys must be unique and "
+                        f"hold no '.' or '/' (a reader would merge or split its members)."
+                    )
+                seen.add(key)
                 for suffix, data in members.items():
                     info = tarfile.TarInfo(f"{key}.{suffix}")
                     info.size, info.mode = len(data), 0o644
@@ -144,26 +162,66 @@ def manifest_path(shard_dir: str | Path) -> Path:
     return Path(shard_dir) / MANIFEST_NAME
 
 
+def _describe(error: BaseException) -> str:
+    """`Type: reason` of an error, without the repr of its arguments."""
+    reason = getattr(error, "strerror", None) or (error.args[0] if error.args else "")
+    return f"{type(error).__name__}: {reason}".rstrip(": ")
+
+
 def load_manifest(shard_dir: str | Path) -> dict:
     """Read and check manifest.json of a local shard folder, a URL or a `pipe:` template."""
     location = shard_location(shard_dir, MANIFEST_NAME)
-    if is_remote(shard_dir):
-        import webdataset as wds
-
-        with wds.gopen(location, "rb") as handle:
-            manifest = json.loads(handle.read())
-    else:
-        if not Path(location).is_file():
-            raise FileNotFoundError(
-                f"No {MANIFEST_NAME} in {shard_dir}: prepare the data first "
-                f"(python -m frgan.prepare data=<name>) or point data.shard_dir at prepared shards."
+    if not is_remote(shard_dir) and not Path(location).is_file():
+        if Path(shard_dir).is_file():
+            raise NotADirectoryError(
+                f"data.shard_dir {shard_dir} is a file; point it at the folder of prepared shards."
             )
-        manifest = json.loads(Path(location).read_text())
+        raise FileNotFoundError(
+            f"No {MANIFEST_NAME} in {shard_dir}: prepare the data first "
+            f"(python -m frgan.prepare data=<name>) or point data.shard_dir at prepared shards."
+        )
+    try:
+        if is_remote(shard_dir):
+            import webdataset as wds
+
+            with wds.gopen(location, "rb") as handle:
+                text = handle.read()
+        else:
+            text = Path(location).read_bytes()
+    except (OSError, ValueError) as error:
+        raise DataError(
+            f"Cannot read {location} ({_describe(error)}); check data.shard_dir."
+        ) from error
+    return check_manifest(text, location)
+
+
+def check_manifest(text: bytes | str, location: str) -> dict:
+    """Parse manifest.json text; DataError naming `location` when it is damaged or too new."""
+    try:
+        manifest = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DataError(
+            f"{location} is damaged (not JSON: {error}); delete it and {REBUILD} "
+            f"(finished shards are kept)."
+        ) from error
+    if not isinstance(manifest, dict):
+        raise DataError(f"{location} is damaged (not a JSON object); delete it and {REBUILD}.")
     version = manifest.get("schema_version")
     if version != SCHEMA_VERSION:
         raise DataError(
             f"{location} has schema version {version}, this code reads version {SCHEMA_VERSION}; "
             f"re-run the preparation into a fresh shard_dir."
+        )
+    missing = [key for key in MANIFEST_KEYS if key not in manifest]
+    shards = manifest.get("shards")
+    if not missing and not (
+        isinstance(shards, list)
+        and all(isinstance(r, dict) and all(k in r for k in SHARD_RECORD_KEYS) for r in shards)
+    ):
+        missing = [f"shards[].{k}" for k in SHARD_RECORD_KEYS]
+    if missing:
+        raise DataError(
+            f"{location} is damaged (missing {', '.join(missing)}); delete it and {REBUILD}."
         )
     return manifest
 
@@ -173,28 +231,13 @@ def verify_shards(shard_dir: str | Path, shard_records: list[dict]) -> None:
     for record in shard_records:
         path = Path(shard_dir) / record["file"]
         if not path.is_file():
-            raise CorruptShard(
-                f"Shard {path} listed in the manifest is missing; re-run the preparation."
-            )
+            raise CorruptShard(f"Shard {path} listed in the manifest is missing; {REBUILD}.")
         size = path.stat().st_size
         if size != record["bytes"] or sha256_of(path) != record["sha256"]:
             raise CorruptShard(
-                f"Shard {path} fails its checksum (size {size} bytes, manifest says {record['bytes']}); "
-                f"it is truncated or corrupt: delete it and re-run the preparation to rebuild it."
+                f"Shard {path} fails its checksum (size {size} bytes, manifest says "
+                f"{record['bytes']}): it is truncated or corrupt; delete it and {REBUILD}."
             )
-
-
-def _raise_naming_shard(error: Exception) -> bool:
-    """webdataset error handler: re-raise as CorruptShard naming the shard (webdataset appends
-    the shard's URL to the exception's args)."""
-    if isinstance(error, CorruptShard):
-        raise error
-    sources = [arg for arg in error.args[1:] if isinstance(arg, str)]
-    where = sources[-1] if sources else "a shard"
-    raise CorruptShard(
-        f"Shard {where} cannot be read ({type(error).__name__}: {error.args[0] if error.args else error}); "
-        f"it is truncated or corrupt: re-run the preparation to rebuild it."
-    ) from error
 
 
 def shards_of_rank(shards, rank: int, world_size: int):
@@ -202,31 +245,151 @@ def shards_of_rank(shards, rank: int, world_size: int):
     yield from itertools.islice(shards, rank, None, world_size)
 
 
+def _tar_samples(stream, url: str) -> Iterator[dict]:
+    """Members of a streamed tar grouped by key (the name up to its first dot), in order."""
+    sample: dict = {}
+    with tarfile.open(fileobj=stream, mode="r|*") as tar:
+        for info in tar:
+            if not info.isfile():
+                continue
+            key, dot, suffix = info.name.rpartition("/")[2].partition(".")
+            if not dot:
+                raise tarfile.ReadError(f"member {info.name!r} has no suffix")
+            if sample and sample["__key__"] != key:
+                yield sample
+                sample = {}
+            if not sample:
+                sample = {"__key__": key, "__url__": url}
+            handle = tar.extractfile(info)
+            sample[suffix] = handle.read()
+            if len(sample[suffix]) != info.size:
+                raise tarfile.ReadError("unexpected end of data")
+    if sample:
+        yield sample
+
+
+@dataclass
+class ShardCount:
+    """What a shard yielded so far against what its manifest record says it holds."""
+
+    url: str
+    record: dict | None
+    takes: int = 0
+    frames: int = 0
+
+    @property
+    def expected(self) -> tuple[int, int] | None:
+        if self.record is None:
+            return None
+        return self.record["takes"], sum(self.record["take_frames"])
+
+    def shortfall(self, problem: str | None = None) -> str | None:
+        """A one-line account of what is missing, or None when the shard is whole."""
+        if self.expected is None:
+            return problem and f"Shard {self.url} {problem}"
+        takes, frames = self.expected
+        if problem is None and (self.takes, self.frames) == (takes, frames):
+            return None
+        if problem is None:
+            problem = "ends early" if self.takes < takes else "does not match its manifest"
+        return (
+            f"Shard {self.url} {problem}: read {self.takes} of the {takes} takes and "
+            f"{self.frames} of the {frames} frames the manifest lists"
+        )
+
+
+def read_shard(url: str, record: dict | None = None, tolerate_short: bool = False):
+    """Decoded TakeSamples of one shard (local path, URL or `pipe:` command).
+
+    With `record` (the shard's manifest entry), the takes and frames read are accounted for:
+    a shard that cannot be opened, breaks off, ends early or holds other takes raises
+    CorruptShard naming it; with `tolerate_short` it warns (ShortShardWarning, with the
+    counts) and the stream goes on with the next shard.
+    """
+    import webdataset as wds
+
+    count = ShardCount(url, record)
+    lengths = list(record["take_frames"]) if record is not None else None
+    problem = None
+    try:
+        stream = wds.gopen(url, "rb")
+    except (OSError, ValueError) as error:
+        stream, problem = None, f"cannot be opened ({_describe(error)})"
+    finished = False
+    try:
+        if stream is not None:
+            try:
+                for sample in _tar_samples(stream, url):
+                    take = decode_take(sample)
+                    if lengths is not None:
+                        want = lengths[count.takes] if count.takes < len(lengths) else None
+                        if want != len(take.frames):
+                            raise CorruptShard(
+                                f"Take {take.key} in shard {url} has {len(take.frames)} frames, "
+                                f"the manifest lists {want}"
+                            )
+                    count.takes += 1
+                    count.frames += len(take.frames)
+                    yield take
+                finished = True
+                stream.close()  # a `pipe:` command's exit status is checked here
+            except (CorruptShard, tarfile.TarError, OSError, EOFError, ValueError) as error:
+                reason = str(error) if isinstance(error, CorruptShard) else _describe(error)
+                problem = f"cannot be read after take {count.takes} ({reason})"
+    finally:
+        if stream is not None and not finished:
+            try:
+                stream.close()
+            except Exception:  # noqa: BLE001 - closing a stream the reader gave up on
+                pass
+    message = count.shortfall(problem)
+    if message is None:
+        return
+    if tolerate_short:
+        warnings.warn(
+            f"{message}; going on without the rest (data.tolerate_short_shards=true).",
+            ShortShardWarning,
+            stacklevel=2,
+        )
+        return
+    raise CorruptShard(
+        f"{message}: it is truncated or damaged; {REBUILD} "
+        f"(or set data.tolerate_short_shards=true to train on without its missing takes)."
+    )
+
+
+def _read_shards(sources, records: dict[str, dict] | None, tolerate_short: bool):
+    for source in sources:
+        url = source["url"]
+        yield from read_shard(url, (records or {}).get(url), tolerate_short)
+
+
 def take_stream(
     urls: list[str],
     *,
+    records: dict[str, dict] | None = None,
+    tolerate_short: bool = False,
     rank: int = 0,
     world_size: int = 1,
     shuffle_shards: bool = False,
-    repeat: bool = False,
     seed: int = 0,
 ):
     """A webdataset pipeline yielding decoded TakeSamples from local paths, URLs or `pipe:` commands.
 
-    Shards are split between DataLoader workers always, and between distributed ranks when
-    world_size > 1 (each rank then reads a distinct set of shards). The rank is passed in
-    rather than read from the environment, which differs between DDP launchers.
+    `records` maps each url to its manifest record, so that every shard is accounted for
+    (see `read_shard`). Shards are split between DataLoader workers always, and between
+    distributed ranks when world_size > 1 (each rank then reads a distinct set of shards).
+    The rank is passed in rather than read from the environment, which differs between DDP
+    launchers.
     """
     import webdataset as wds
 
-    dataset = wds.WebDataset(
-        urls,
-        handler=_raise_naming_shard,
-        shardshuffle=len(urls) if shuffle_shards else False,
-        nodesplitter=partial(shards_of_rank, rank=rank, world_size=world_size),
-        workersplitter=wds.split_by_worker,
-        repeat=repeat,
-        empty_check=False,
-        seed=seed,
-    )
-    return dataset.map(decode_take, handler=_raise_naming_shard)
+    stages = [
+        wds.SimpleShardList(list(urls)),
+        partial(shards_of_rank, rank=rank, world_size=world_size),
+        wds.split_by_worker,
+    ]
+    if shuffle_shards:
+        stages.append(wds.filters.shuffle(len(urls), seed=seed))
+    stages.append(partial(_read_shards, records=records, tolerate_short=tolerate_short))
+    return wds.DataPipeline(*stages)

@@ -8,14 +8,31 @@ file and leaves the previous version of the target untouched.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from frgan.errors import FRGANError
+
 TEMPORARY_MARK = ".tmp-"  # hidden temporaries are named .<stem>.tmp-<pid><suffix>
+_TEMPORARY_PID = re.compile(re.escape(TEMPORARY_MARK) + r"(\d+)")
+# errno of a write that fails because of the place written to, not the program
+UNWRITABLE = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+class UnwritableError(FRGANError, OSError):
+    """A folder cannot take the files a job writes (full disk, read-only, no permission)."""
 
 
 def temporary_name(path: Path) -> Path:
@@ -26,6 +43,48 @@ def temporary_name(path: Path) -> Path:
 
 def is_temporary(path: Path) -> bool:
     return path.name.startswith(".") and TEMPORARY_MARK in path.name
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporaries that killed writers left in `folder` (those whose process is gone
+    or is this one); returns what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.iterdir()):
+        match = _TEMPORARY_PID.search(path.name)
+        if not (is_temporary(path) and match and path.is_file()):
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or not _process_alive(pid):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+@contextmanager
+def reporting_unwritable(folder: str | Path, remedy: str) -> Iterator[None]:
+    """Turn a write that fails for lack of space or permission under `folder` into one
+    UnwritableError naming the path and saying what to do (`remedy`)."""
+    try:
+        yield
+    except OSError as error:
+        if isinstance(error, UnwritableError) or error.errno not in UNWRITABLE:
+            raise
+        raise UnwritableError(
+            f"Cannot write to {folder} ({UNWRITABLE[error.errno]}): {remedy}"
+        ) from error
 
 
 @contextmanager
