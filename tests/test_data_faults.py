@@ -99,11 +99,13 @@ def test_short_remote_shard_is_an_error_naming_it(prepared, tmp_path, scheme):
     tmp = copy_of(prepared, tmp_path)
     victim = train_shard(tmp)
     cut_at_take_boundary(victim)
-    shard_dir = f"file://{tmp / 'shards'}" if scheme == "file" else f"'pipe:cat {tmp}/shards/{{file}}'"
+    shard_dir = (
+        f"file://{tmp / 'shards'}" if scheme == "file" else f"'pipe:cat {tmp}/shards/{{file}}'"
+    )
     # data.verify_checksums=true: remote shards cannot be checked up front, but are accounted for
     for mode in ("memory", "stream"):
         datamodule = build_datamodule(tmp, mode=mode, shard_dir=shard_dir)
-        with pytest.raises(CorruptShard, match=f"{victim.name} ends early: read 1 of the 2 takes"):
+        with pytest.raises(CorruptShard, match=f"{victim.name} ends early; read 1 of the 2 takes"):
             read_split(datamodule, "train")
 
 
@@ -121,6 +123,17 @@ def test_tolerated_short_shard_warns_with_counts(prepared, tmp_path):
             batches = read_split(datamodule, "train")
         keys = {key for batch in batches for key in batch["take"]}
         assert keys and len(keys) < len(whole.datasets["train"].takes)
+
+
+def test_swapped_remote_shard_is_refused(prepared, tmp_path):
+    tmp = copy_of(prepared, tmp_path)
+    train, val = train_shard(tmp), sorted((tmp / "shards").glob("val-*.tar"))[0]
+    data = train.read_bytes()
+    train.write_bytes(val.read_bytes())
+    val.write_bytes(data)
+    datamodule = build_datamodule(tmp, mode="memory", shard_dir=f"file://{tmp / 'shards'}")
+    with pytest.raises(CorruptShard, match=f"{train.name} is damaged: take .* where the manifest"):
+        read_split(datamodule, "train")
 
 
 def test_missing_shard_with_checks_off_is_named(prepared, tmp_path):

@@ -219,8 +219,7 @@ class FRGANDataModule(LightningDataModule):
             from frgan.synthetic import generate_dataset
 
             console.print(f"[bold]data[/] no synthetic raw set in {self.raw_dir}: generating it")
-            remedy = "free space there or set data.raw_dir (or paths.data_dir) to a writable folder"
-            with reporting_unwritable(self.raw_dir, remedy):
+            with reporting_unwritable(self.raw_dir, "data.raw_dir"):
                 generate_dataset(self.raw_dir, **self.synth_options)
         console.print(f"[bold]data[/] preparing shards in {self.shard_dir} from {self.raw_dir}")
         return prepare_dataset(

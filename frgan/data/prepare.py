@@ -38,7 +38,13 @@ from frgan.data.shards import (
     write_shard,
 )
 from frgan.data.splits import SPLIT_NAMES, make_split
-from frgan.utils.files import remove_stale_temporaries, reporting_unwritable, write_json_atomic
+from frgan.utils.files import (
+    UNWRITABLE,
+    UnwritableError,
+    remove_stale_temporaries,
+    reporting_unwritable,
+    write_json_atomic,
+)
 
 SUPPORTED_IMAGE_SIZES = (64, 96, 128)
 PARTS_DIR = "parts"
@@ -407,12 +413,9 @@ def prepare_dataset(
     layout = scan_raw_layout(raw_dir, list(settings.expressions) if settings.expressions else None)
     plans, split, unassigned_skips = plan_shards(layout, settings)
     created = not shard_dir.exists()
-    remedy = (
-        "free space there or set data.shard_dir to a writable folder with room, then re-run "
-        "the preparation (finished shards are kept)"
-    )
+    then = "then re-run the preparation (finished shards are kept)"
     try:
-        with reporting_unwritable(shard_dir, remedy):
+        with reporting_unwritable(shard_dir, "data.shard_dir", then):
             manifest = _write_shards(
                 shard_dir,
                 layout,
@@ -450,7 +453,15 @@ def _write_shards(
     console: Console,
 ) -> dict:
     """Write the shards not finished yet, their part records and the manifest."""
-    shard_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        shard_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        if error.errno in UNWRITABLE:
+            raise
+        raise UnwritableError(
+            f"Cannot create data.shard_dir {shard_dir} ({type(error).__name__}: "
+            f"{error.strerror or error}); set data.shard_dir to a folder you can write."
+        ) from error
     parts_dir = shard_dir / PARTS_DIR
     removed = remove_stale_temporaries(shard_dir) + remove_stale_temporaries(parts_dir)
     if removed:
@@ -480,6 +491,7 @@ def _write_shards(
                     split=plan.split,
                     frames=sum(r.frames for r in take_results),
                     take_frames=[r.frames for r in take_results if r.members is not None],
+                    take_keys=[r.key for r in take_results if r.members is not None],
                 )
             part = {
                 "config_digest": digest,

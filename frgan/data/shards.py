@@ -75,10 +75,13 @@ def encode_take(
     return members
 
 
-def decode_take(members: dict) -> TakeSample:
-    """Inverse of `encode_take`; accepts webdataset's sample dicts (`__key__` + members)."""
-    key, url = members.get("__key__"), members.get("__url__")
-    where = f"Take {key} in shard {url}" if url else f"Take {key}"
+class DamagedTake(ValueError):
+    """One take of a shard cannot be decoded or does not match its manifest record."""
+
+
+def _decode(members: dict) -> TakeSample:
+    """Decode a take's members; DamagedTake saying what is wrong with it."""
+    key = members.get("__key__")
     names = sorted(
         (k for k in members if FRAME_MEMBER.match(k)), key=lambda k: int(k.split(".")[0])
     )
@@ -93,10 +96,22 @@ def decode_take(members: dict) -> TakeSample:
         landmarks = np.load(io.BytesIO(members["landmarks.npy"]))
         meta = json.loads(members["json"])
     except (KeyError, ValueError, OSError) as error:
-        raise CorruptShard(f"{where} is damaged ({error}); {REBUILD}.") from error
+        reason = f"no member {error.args[0]}" if isinstance(error, KeyError) else error
+        raise DamagedTake(f"take {key} is damaged ({reason})") from error
     return TakeSample(
         key=key, frames=np.stack(frames)[..., ::-1].copy(), landmarks=landmarks, meta=meta
     )
+
+
+def decode_take(members: dict) -> TakeSample:
+    """Inverse of `encode_take`; accepts sample dicts (`__key__`, `__url__` + members)."""
+    try:
+        return _decode(members)
+    except DamagedTake as error:
+        url = members.get("__url__")
+        raise CorruptShard(
+            f"{str(error).capitalize()}{f' in shard {url}' if url else ''}; {REBUILD}."
+        ) from error
 
 
 def sha256_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
@@ -293,8 +308,23 @@ class ShardCount:
         if problem is None:
             problem = "ends early" if self.takes < takes else "does not match its manifest"
         return (
-            f"Shard {self.url} {problem}: read {self.takes} of the {takes} takes and "
+            f"Shard {self.url} {problem}; read {self.takes} of the {takes} takes and "
             f"{self.frames} of the {frames} frames the manifest lists"
+        )
+
+
+def _check_take(take: TakeSample, index: int, lengths: list, keys: list | None) -> None:
+    """The index-th take of a shard against its manifest record (key and frame count)."""
+    if index >= len(lengths):
+        raise DamagedTake(f"take {take.key} is one more than the manifest lists")
+    if keys is not None and take.key != keys[index]:
+        raise DamagedTake(
+            f"take {take.key} where the manifest lists {keys[index]}: "
+            f"the file belongs to another manifest"
+        )
+    if len(take.frames) != lengths[index]:
+        raise DamagedTake(
+            f"take {take.key} has {len(take.frames)} frames, the manifest lists {lengths[index]}"
         )
 
 
@@ -310,6 +340,7 @@ def read_shard(url: str, record: dict | None = None, tolerate_short: bool = Fals
 
     count = ShardCount(url, record)
     lengths = list(record["take_frames"]) if record is not None else None
+    keys = record.get("take_keys") if record is not None else None  # absent in older manifests
     problem = None
     try:
         stream = wds.gopen(url, "rb")
@@ -320,22 +351,18 @@ def read_shard(url: str, record: dict | None = None, tolerate_short: bool = Fals
         if stream is not None:
             try:
                 for sample in _tar_samples(stream, url):
-                    take = decode_take(sample)
+                    take = _decode(sample)
                     if lengths is not None:
-                        want = lengths[count.takes] if count.takes < len(lengths) else None
-                        if want != len(take.frames):
-                            raise CorruptShard(
-                                f"Take {take.key} in shard {url} has {len(take.frames)} frames, "
-                                f"the manifest lists {want}"
-                            )
+                        _check_take(take, count.takes, lengths, keys)
                     count.takes += 1
                     count.frames += len(take.frames)
                     yield take
                 finished = True
                 stream.close()  # a `pipe:` command's exit status is checked here
-            except (CorruptShard, tarfile.TarError, OSError, EOFError, ValueError) as error:
-                reason = str(error) if isinstance(error, CorruptShard) else _describe(error)
-                problem = f"cannot be read after take {count.takes} ({reason})"
+            except DamagedTake as error:
+                problem = f"is damaged: {error}"
+            except (tarfile.TarError, OSError, EOFError, ValueError) as error:
+                problem = f"cannot be read after take {count.takes} ({_describe(error)})"
     finally:
         if stream is not None and not finished:
             try:

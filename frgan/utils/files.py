@@ -74,16 +74,25 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
 
 
 @contextmanager
-def reporting_unwritable(folder: str | Path, remedy: str) -> Iterator[None]:
+def reporting_unwritable(folder: str | Path, setting: str, then: str = "") -> Iterator[None]:
     """Turn a write that fails for lack of space or permission under `folder` into one
-    UnwritableError naming the path and saying what to do (`remedy`)."""
+    UnwritableError naming the folder and saying what to do: free space or point `setting`
+    (the config key of the folder) elsewhere, `then` (e.g. "then re-run ...")."""
     try:
         yield
     except OSError as error:
         if isinstance(error, UnwritableError) or error.errno not in UNWRITABLE:
             raise
+        full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+        remedy = (
+            f"free space there or set {setting} to a folder with room"
+            if full
+            else f"set {setting} to a writable folder (or make this one writable)"
+        )
         raise UnwritableError(
             f"Cannot write to {folder} ({UNWRITABLE[error.errno]}): {remedy}"
+            + (f"; {then}" if then else "")
+            + "."
         ) from error
 
 
