@@ -177,8 +177,16 @@ def manifest_path(shard_dir: str | Path) -> Path:
     return Path(shard_dir) / MANIFEST_NAME
 
 
+# how webdataset reports a `pipe:` command (or curl, for URLs) that failed
+PIPE_EXIT = re.compile(r"\(\(\[?'?([^,\]']*).*: exit (-?\d+) \(read\)", re.DOTALL)
+
+
 def _describe(error: BaseException) -> str:
     """`Type: reason` of an error, without the repr of its arguments."""
+    pipe = PIPE_EXIT.search(str(error))
+    if pipe:
+        command = pipe.group(1).split()[0] if pipe.group(1).split() else "the command"
+        return f"{command} exited with status {pipe.group(2)}"
     reason = getattr(error, "strerror", None) or (error.args[0] if error.args else "")
     return f"{type(error).__name__}: {reason}".rstrip(": ")
 
@@ -227,18 +235,40 @@ def check_manifest(text: bytes | str, location: str) -> dict:
             f"{location} has schema version {version}, this code reads version {SCHEMA_VERSION}; "
             f"re-run the preparation into a fresh shard_dir."
         )
-    missing = [key for key in MANIFEST_KEYS if key not in manifest]
-    shards = manifest.get("shards")
-    if not missing and not (
-        isinstance(shards, list)
-        and all(isinstance(r, dict) and all(k in r for k in SHARD_RECORD_KEYS) for r in shards)
-    ):
-        missing = [f"shards[].{k}" for k in SHARD_RECORD_KEYS]
-    if missing:
-        raise DataError(
-            f"{location} is damaged (missing {', '.join(missing)}); delete it and {REBUILD}."
-        )
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise DataError(f"{location} is damaged ({problem}); delete it and {REBUILD}.")
     return manifest
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _manifest_problem(manifest: dict) -> str | None:
+    """What is wrong with the fields the readers rely on, or None."""
+    missing = [key for key in MANIFEST_KEYS if key not in manifest]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    if not _is_count(manifest["image_size"]):
+        return "image_size is not an integer"
+    if not isinstance(manifest["shards"], list):
+        return "shards is not a list"
+    for index, record in enumerate(manifest["shards"]):
+        where = f"shards[{index}]"
+        if not isinstance(record, dict) or any(k not in record for k in SHARD_RECORD_KEYS):
+            return f"{where} lacks {', '.join(SHARD_RECORD_KEYS)}"
+        name = record["file"]
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+            return f"{where}.file is not a file name in the shard folder"
+        if not (_is_count(record["takes"]) and _is_count(record["bytes"])):
+            return f"{where}.takes or .bytes is not a count"
+        lengths = record["take_frames"]
+        if not (isinstance(lengths, list) and all(_is_count(n) for n in lengths)):
+            return f"{where}.take_frames is not a list of counts"
+        if len(lengths) != record["takes"]:
+            return f"{where} lists {len(lengths)} take lengths for {record['takes']} takes"
+    return None
 
 
 def verify_shards(shard_dir: str | Path, shard_records: list[dict]) -> None:
@@ -362,7 +392,8 @@ def read_shard(url: str, record: dict | None = None, tolerate_short: bool = Fals
             except DamagedTake as error:
                 problem = f"is damaged: {error}"
             except (tarfile.TarError, OSError, EOFError, ValueError) as error:
-                problem = f"cannot be read after take {count.takes} ({_describe(error)})"
+                problem = f"cannot be read after take {count.takes} ({_exit_or(error, stream)})"
+                finished = True
     finally:
         if stream is not None and not finished:
             try:
@@ -383,6 +414,17 @@ def read_shard(url: str, record: dict | None = None, tolerate_short: bool = Fals
         f"{message}: it is truncated or damaged; {REBUILD} "
         f"(or set data.tolerate_short_shards=true to train on without its missing takes)."
     )
+
+
+def _exit_or(error: BaseException, stream) -> str:
+    """Why reading broke off: a failed `pipe:` command's exit status when there is one (a
+    command that fails leaves an empty or cut stream), else the reading error."""
+    try:
+        stream.close()
+    except Exception as closing:  # noqa: BLE001 - any failure to close says why
+        if PIPE_EXIT.search(str(closing)):
+            return _describe(closing)
+    return _describe(error)
 
 
 def _read_shards(sources, records: dict[str, dict] | None, tolerate_short: bool):
