@@ -515,8 +515,16 @@ def _write_shards(
     manifest = _assemble_manifest(
         dataset, layout, settings, digest, split, plans, parts, unassigned_skips
     )
-    write_json_atomic(manifest_path(shard_dir), manifest, sort_keys=True)
+    if not _stored_manifest_equals(shard_dir, manifest):  # a finished read-only folder stays as is
+        write_json_atomic(manifest_path(shard_dir), manifest, sort_keys=True)
     return manifest
+
+
+def _stored_manifest_equals(shard_dir: Path, manifest: dict) -> bool:
+    try:
+        return json.loads(manifest_path(shard_dir).read_bytes()) == manifest
+    except (OSError, ValueError):
+        return False
 
 
 def _run_takes(
