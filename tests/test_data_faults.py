@@ -310,6 +310,8 @@ def test_damaged_manifest_and_part_records(prepared, tmp_path):
         {**json.loads(good), "image_size": "64"},
         {**json.loads(good), "shards": [{**record, "take_frames": "abc"}]},
         {**json.loads(good), "shards": [{**record, "file": "../../etc/passwd"}]},
+        {**json.loads(good), "shards": [record, record]},
+        {**json.loads(good), "shards": [{**record, "split": "bogus"}]},
     ]
     damages = ['{"schema_version": 1, "shards": [', '{"schema_version": 1}', "[1, 2]"]
     for damaged in damages + [json.dumps(w) for w in wrong]:

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from frgan.data.errors import CorruptShard, DataError
+from frgan.data.splits import SPLIT_NAMES
 from frgan.utils.files import atomic_path
 
 SCHEMA_VERSION = 1
@@ -254,6 +255,7 @@ def _manifest_problem(manifest: dict) -> str | None:
         return "image_size is not an integer"
     if not isinstance(manifest["shards"], list):
         return "shards is not a list"
+    names = set()
     for index, record in enumerate(manifest["shards"]):
         where = f"shards[{index}]"
         if not isinstance(record, dict) or any(k not in record for k in SHARD_RECORD_KEYS):
@@ -261,6 +263,11 @@ def _manifest_problem(manifest: dict) -> str | None:
         name = record["file"]
         if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
             return f"{where}.file is not a file name in the shard folder"
+        if name in names:
+            return f"{name} is listed twice"
+        names.add(name)
+        if record["split"] not in SPLIT_NAMES:
+            return f"{where}.split is not one of {', '.join(SPLIT_NAMES)}"
         if not (_is_count(record["takes"]) and _is_count(record["bytes"])):
             return f"{where}.takes or .bytes is not a count"
         lengths = record["take_frames"]
