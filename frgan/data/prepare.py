@@ -358,7 +358,9 @@ def _finished_part(
         part = read_part(part_file)
     except DataError as error:
         if console is not None:
-            console.print(f"[yellow]warning[/] {error}: rebuilding shard {plan.name}")
+            console.print(
+                f"warning: {error}: rebuilding shard {plan.name}", style="yellow", markup=False
+            )
         return None
     if part.get("config_digest") != digest or part.get("take_keys") != plan.keys:
         return None

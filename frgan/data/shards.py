@@ -109,10 +109,8 @@ def decode_take(members: dict) -> TakeSample:
     try:
         return _decode(members)
     except DamagedTake as error:
-        url = members.get("__url__")
-        raise CorruptShard(
-            f"{str(error).capitalize()}{f' in shard {url}' if url else ''}; {REBUILD}."
-        ) from error
+        url, text = members.get("__url__"), str(error)
+        raise CorruptShard(f"T{text[1:]}{f' in shard {url}' if url else ''}; {REBUILD}.") from error
 
 
 def sha256_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
