@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 import tarfile
 import warnings
@@ -231,6 +232,18 @@ def test_unreadable_take_is_skipped_and_unreadable_root_is_one_error(tmp_path, m
         scan_raw_layout(raw)
     with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
         scan_raw_layout(raw / "dataset_card.json")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads folders whatever their mode")
+def test_chmod_unreadable_take_is_skipped(tmp_path):
+    raw = write_raw_dataset(tmp_path / "raw", subjects=2, takes=2, frames=2)
+    locked = raw / "s001" / "happiness" / "take001"
+    locked.chmod(0)
+    try:
+        manifest = prepare_dataset(raw, tmp_path / "shards", small_settings(), progress=False)
+    finally:
+        locked.chmod(0o755)
+    assert "cannot be read (PermissionError" in skipped_reason(manifest, "s001/happiness/take001")
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
