@@ -118,7 +118,7 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
         "columns": list(COLUMNS),
         "generated_clip": clip_name,
         "device": str(device),
-        "seconds_per_frame": seconds / frames,
+        "render_and_model_seconds_per_frame": seconds / frames,
         "outputs": {k: str(v) for k, v in written.items()},
     }
     write_json_atomic(out_dir / "generate.json", record, indent=2)

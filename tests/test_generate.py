@@ -245,6 +245,7 @@ def _checkpoint_with_wrong_weights(trained_run: Path, path: Path) -> Path:
         ("frames of different sizes", "must all have one size"),
         ("no structure record", "set structure="),
         ("missing argument", "driver= is required"),
+        ("unknown structure kind", "structure='wavy' is unknown"),
     ],
 )
 def test_user_mistakes_are_one_line_and_status_2(
@@ -283,6 +284,8 @@ def test_user_mistakes_are_one_line_and_status_2(
     args = [f"ckpt={ckpt}", f"source={source}", f"driver={driver}"]
     if case == "missing argument":
         args = args[:2]
+    if case == "unknown structure kind":
+        args.append("structure=wavy")
     status, out, err = run_generate(capsys, tmp_path / "out", *args)
     assert status == 2, (out, err)
     assert "Traceback" not in err
