@@ -159,6 +159,7 @@ def main() -> None:
         f"torch threads {torch.get_num_threads()}, load average {load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after"
     )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
         args.out,
         {
