@@ -1,0 +1,173 @@
+"""Animate a photo with a driver's expression using a trained model.
+
+python -m frgan.generate ckpt=outputs/train/runs/<run> source=face.jpg driver=video.mp4
+python -m frgan.generate ckpt=<run> source=<take>/img_0000.jpg driver=<other take> save_frames=true
+
+Writes animation.mp4 and animation.gif with the columns source | driver | driver structure |
+retargeted structure | generated, and generate.json (what was used, timings), into the run
+folder outputs/generate/runs/<date>_<time>/ or `out=`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from frgan.data.datasets import to_image_tensor
+from frgan.data.structure import StructureRenderer
+from frgan.errors import ConfigError
+from frgan.inference.animate import COLUMNS, generate_clip, grid, structure_maps
+from frgan.inference.faces import driver_take, source_face
+from frgan.inference.frames import read_driver, read_image
+from frgan.inference.model import load_trained_model
+from frgan.utils.cli import report_user_errors
+from frgan.utils.files import write_json_atomic
+from frgan.utils.media import write_gif, write_image, write_mp4
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FPS = 10.0
+
+
+def generate(cfg: DictConfig) -> dict[str, Any]:
+    """Run the whole pipeline; returns what generate.json records (paths, sources, timings)."""
+    for key in ("ckpt", "source", "driver"):
+        if not cfg.get(key):
+            raise ConfigError(
+                f"{key}= is required: python -m frgan.generate ckpt=<checkpoint or run folder> "
+                "source=<image> driver=<video | frame folder | take folder>"
+            )
+    for key, least in (("chunk", 1), ("max_frames", 1)):
+        value = cfg.get(key)
+        if value is not None and (not isinstance(value, int) or value < least):
+            raise ConfigError(f"{key} must be an integer >= {least}, got {value!r}")
+    out_dir = Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir)
+    device = _device(cfg.device)
+
+    trained = load_trained_model(cfg.ckpt, cfg.get("structure"))
+    model = trained.model.to(device)
+    size = trained.image_size
+    source_path = Path(cfg.source)
+    face = source_face(read_image(source_path, "source image"), source_path, size, cfg.landmarks)
+    driver_frames = read_driver(cfg.driver, cfg.get("max_frames"))
+    driver = driver_take(driver_frames, size, str(cfg.driver), cfg.landmarks)
+    frames = len(driver.frames)
+    print(
+        f"Model: {trained.checkpoint} ({type(model).__name__}, {size} px, {trained.structure} maps)"
+    )
+    print(f"Source face: {source_path} (landmarks: {face.landmark_source})")
+    print(f"Driver: {cfg.driver}: {frames} frames (landmarks: {driver.landmark_source})")
+    if driver.frames_without_face:
+        print(
+            f"note: no face in {driver.frames_without_face} driver frame(s); they repeat the "
+            "landmarks of the frame before"
+        )
+    if trained.data_name == "synthetic" and face.landmark_source != "ground_truth":
+        print(
+            "note: this model was trained on the synthetic faces (data=synthetic); it is not "
+            "expected to paint a real face well. Train on real video (data=mug) for that."
+        )
+
+    started = time.perf_counter()
+    maps = structure_maps(face, driver, StructureRenderer(trained.structure, size))
+    x0 = to_image_tensor(face.image)[None]
+    with _progress(cfg.progress) as progress:
+        task = progress.add_task("generating", total=frames)
+        generated, clip_name = generate_clip(
+            model,
+            x0,
+            maps["s0"],
+            maps["retargeted"],
+            chunk=cfg.chunk,
+            advance=lambda n: progress.advance(task, n),
+        )
+    seconds = time.perf_counter() - started
+
+    fps = float(cfg.fps or driver_frames.fps or DEFAULT_FPS)
+    video = grid(face, driver, maps, generated)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {
+        "mp4": write_mp4(out_dir / "animation.mp4", video, fps),
+        "gif": write_gif(out_dir / "animation.gif", video, fps),
+    }
+    if cfg.save_frames:
+        (out_dir / "frames").mkdir(exist_ok=True)
+        for index, frame in enumerate(video):
+            write_image(out_dir / "frames" / f"frame_{index:04d}.png", frame)
+        written["frames"] = out_dir / "frames"
+    record = {
+        "checkpoint": str(trained.checkpoint),
+        "model": type(model).__name__,
+        "image_size": size,
+        "structure": trained.structure,
+        "trained_on": trained.data_name,
+        "source": str(source_path),
+        "source_landmarks": face.landmark_source,
+        "driver": str(cfg.driver),
+        "driver_landmarks": driver.landmark_source,
+        "driver_frames_without_face": driver.frames_without_face,
+        "frames": frames,
+        "fps": fps,
+        "columns": list(COLUMNS),
+        "generated_clip": clip_name,
+        "device": str(device),
+        "render_and_model_seconds_per_frame": seconds / frames,
+        "outputs": {k: str(v) for k, v in written.items()},
+    }
+    write_json_atomic(out_dir / "generate.json", record, indent=2)
+    return record
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ConfigError(
+            f"device={name!r} is not a device ({error}); use auto, cpu or cuda"
+        ) from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} asked for, but no CUDA GPU is available; use device=cpu")
+    return device
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("frames"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+    )
+
+
+@report_user_errors
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """The command: generate, then say where the files are (user errors: one line, exit 2)."""
+    record = generate(cfg)
+    outputs = record["outputs"]
+    print(
+        f"Wrote {outputs['mp4']} and {outputs['gif']} ({record['frames']} frames of the "
+        f"{record['generated_clip']} clip; columns: {' | '.join(COLUMNS)})"
+    )
+    if "frames" in outputs:
+        print(f"Frames: {outputs['frames']}/frame_NNNN.png")
+    return record
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="generate.yaml")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Animate a source face with a driver's expression: retarget, render, generate.
+
+The columns people look at, per frame: source | driver | driver structure | retargeted
+structure | generated. Everything is float32 [T,3,S,S] in [-1, 1] until `grid`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from frgan.data.datasets import to_image_tensor
+from frgan.data.retarget import retarget
+from frgan.data.structure import StructureRenderer
+from frgan.inference.faces import DriverTake, Face
+from frgan.utils.media import side_by_side, to_uint8
+
+COLUMNS = ("source", "driver", "driver structure", "retargeted structure", "generated")
+
+
+def structure_maps(source: Face, driver: DriverTake, render: StructureRenderer) -> dict:
+    """s0 [1,3,S,S] of the source, the driver's maps and the retargeted maps [T,3,S,S]."""
+    retargeted = retarget(driver.landmarks, source.landmarks)
+    return {
+        "s0": torch.from_numpy(render(source.landmarks[None])),
+        "driver": torch.from_numpy(render(driver.landmarks)),
+        "retargeted": torch.from_numpy(render(retargeted)),
+    }
+
+
+@torch.no_grad()
+def generate_clip(
+    model,
+    x0: torch.Tensor,
+    s0: torch.Tensor,
+    structures: torch.Tensor,
+    chunk: int = 16,
+    advance: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, str]:
+    """The model's clip [T,3,S,S] for target structures [T,3,S,S], and its name: "refined"
+    when the model returns one (two-stage), else "forecast".
+
+    A forecast model paints every frame from the source alone, so the clip is generated `chunk`
+    frames at a time (the progress advances per chunk); any other model sees the whole clip in
+    one call, since refining looks across frames.
+    """
+    device = next(model.parameters()).device
+    frames = len(structures)
+    step = chunk if getattr(model, "data_stage", None) == "forecast" else frames
+    x0, s0 = x0.to(device), s0.to(device)
+    parts, name = [], "forecast"
+    for start in range(0, frames, step):
+        window = structures[start : start + step].to(device)
+        clips = model.animate(x0, s0, window[None])
+        name = "refined" if "refined" in clips else "forecast"
+        parts.append(clips[name][0].float().cpu())
+        if advance is not None:
+            advance(len(window))
+    return torch.cat(parts), name
+
+
+def grid(source: Face, driver: DriverTake, maps: dict, generated: torch.Tensor) -> np.ndarray:
+    """uint8 [T, S, 5·S, 3]: the COLUMNS side by side for every frame."""
+    frames = len(generated)
+    x0 = to_image_tensor(source.image)[None].expand(frames, -1, -1, -1)
+    columns = [x0, to_image_tensor(driver.frames), maps["driver"], maps["retargeted"], generated]
+    return to_uint8(side_by_side(columns))

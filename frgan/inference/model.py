@@ -1,0 +1,84 @@
+"""A trained model for generate, with what inference must know about its training data.
+
+The structure maps must be rendered exactly as the DataModule rendered them in training, so
+the kind (data.structure) is read from the training run's composed config,
+<run>/.hydra/config.yaml, which Hydra writes beside every run's checkpoints/ folder. A
+checkpoint file taken out of its run folder has no such record: then `structure=` says it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from frgan.data.structure import STRUCTURE_KINDS
+from frgan.errors import ConfigError, FRGANError
+from frgan.models.checkpoints import find_checkpoint, load_model
+from frgan.models.gan import GANModule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainedModel:
+    model: GANModule
+    checkpoint: Path
+    image_size: int
+    structure: str  # the structure-map kind to render (data.structure of the training run)
+    data_name: str | None  # the training data set's name (data.name), None when unknown
+
+
+def training_config_path(checkpoint: Path) -> Path:
+    """Where the run that wrote `checkpoint` keeps its composed config."""
+    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    return run / ".hydra" / "config.yaml"
+
+
+def load_trained_model(path: str | Path, structure: str | None = None) -> TrainedModel:
+    """The model of a checkpoint file or run folder in eval mode, and its data settings.
+
+    structure: the kind of structure map to render; None = the training run's data.structure.
+    """
+    checkpoint = find_checkpoint(path)
+    try:
+        model = load_model(checkpoint)
+    except RuntimeError as error:  # load_state_dict: the weights do not fit the hyper-parameters
+        lines = str(error).strip().splitlines()
+        detail = (lines[1] if len(lines) > 1 else lines[0]).strip()
+        raise FRGANError(
+            f"{checkpoint}: its weights do not fit the model its hyper-parameters describe "
+            f"({detail}); the file was damaged or edited: use a checkpoint as frgan.train "
+            "wrote it"
+        ) from error
+    config_path = training_config_path(checkpoint)
+    recorded = OmegaConf.load(config_path) if config_path.is_file() else None
+    trained_with = OmegaConf.select(recorded, "data.structure") if recorded is not None else None
+    data_name = OmegaConf.select(recorded, "data.name") if recorded is not None else None
+    if structure is None and trained_with is None:
+        raise ConfigError(
+            f"cannot tell which structure maps {checkpoint} was trained on: no data.structure in "
+            f"{config_path}; set structure= to its training's data.structure "
+            f"({' | '.join(STRUCTURE_KINDS)})"
+        )
+    if structure is not None and structure not in STRUCTURE_KINDS:
+        raise ConfigError(
+            f"structure={structure!r} is unknown; choose one of {', '.join(STRUCTURE_KINDS)} "
+            "(or leave it null to use the checkpoint's training setting)"
+        )
+    if structure is not None and trained_with is not None and structure != trained_with:
+        log.warning(
+            "structure=%s, but %s was trained on %s structure maps: expect poor frames",
+            structure,
+            checkpoint,
+            trained_with,
+        )
+    return TrainedModel(
+        model=model,
+        checkpoint=checkpoint,
+        image_size=int(model.hparams.image_size),
+        structure=structure or trained_with,
+        data_name=data_name,
+    )
