@@ -215,11 +215,12 @@ def test_refine_optuna_search_composes(tmp_path):
     assert cfg.hydra.sweeper.direction == {"max": "maximize", "min": "minimize"}[cfg.optimized_mode]
 
 
-def _cli(data_dir: Path, *overrides: str) -> list[str]:
+def _cli(data_dir: Path, *overrides: str, multirun: bool = False) -> list[str]:
     return [
         sys.executable,
         "-m",
         "frgan.train",
+        *(["-m"] if multirun else []),
         f"paths.data_dir={data_dir}",
         *TINY_DATA,
         *TINY_RUN,
@@ -244,13 +245,13 @@ def test_multirun_with_ddp_sim_goes_on_past_a_failing_job(tiny_data_dir, tmp_pat
     result = _run(
         _cli(
             tiny_data_dir,
-            "-m",
             f"hydra.sweep.dir={sweep}",
             "trainer=ddp_sim",
             "test=false",
             "trainer.limit_train_batches=2",
             "trainer.limit_val_batches=1",
             "model.preset=huge,tiny",  # the first job fails, the second still runs
+            multirun=True,
         ),
         log,
     )
