@@ -49,6 +49,8 @@ KEY_METRICS = (
     "test/psnr_moving",
     "test/ssim_moving",
     "test/psnr_moving_gain",
+    "val/temporal_error",
+    "test/temporal_error",
 )
 WANDB_TAG_LENGTH = 64  # wandb refuses longer tags
 
