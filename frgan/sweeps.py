@@ -105,11 +105,19 @@ def run_job(cfg: DictConfig, fit: Callable[[DictConfig], dict[str, float]]) -> f
     return record["value"]
 
 
-def describe_error(exc: BaseException) -> str:
-    """One line: the user-facing message behind Hydra's wrapping, else the exception itself."""
+def describe_error(exc: BaseException, limit: int = 300) -> str:
+    """One line: the user-facing message behind Hydra's wrapping, else the exception itself.
+
+    An error re-raised from a spawned DDP process carries the child's traceback as its message:
+    its last line (the child's exception) is the one shown.
+    """
     shown = _user_error(exc) or exc
-    text = " ".join(str(shown).split()) or "(no message)"
-    return f"{type(shown).__name__}: {text}"
+    message = str(shown)
+    if "Traceback (most recent call last)" in message:
+        message = [line for line in message.splitlines() if line.strip()][-1]
+        return " ".join(message.split())[:limit]
+    text = " ".join(message.split()) or "(no message)"
+    return f"{type(shown).__name__}: {text}"[:limit]
 
 
 def _optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | None:

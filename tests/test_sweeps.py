@@ -133,8 +133,17 @@ def test_a_failing_job_is_recorded_and_returns_none(multirun_job):
             "model.preset='huge' is unknown; valid presets: paper, small, tiny."
         )
 
+    def spawned_process_failed(cfg):
+        raise torch.multiprocessing.ProcessRaisedException(
+            "\n\n-- Process 1 terminated with the following error:\nTraceback (most recent call "
+            'last):\n  File "x.py", line 1, in f\nRuntimeError: NCCL timeout\n',
+            error_index=1,
+            error_pid=123,
+        )
+
     cases = [
         (out_of_memory, "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"),
+        (spawned_process_failed, "RuntimeError: NCCL timeout"),
         (bad_value, "ConfigError: model.preset='huge' is unknown"),
         (lambda cfg: {"val/psnr_moving": float("nan")}, "val/psnr_moving is nan"),
         (lambda cfg: {"train/d_loss": 1.0}, "val/psnr_moving is None"),
