@@ -181,6 +181,22 @@ def read_results(sweep_dir: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+def swept_keys(sweep_dir: str | Path) -> set[str] | None:
+    """Keys the sweep varies, from its multirun.yaml: command-line sweeps (a,b / range / choice)
+    and the Optuna sweeper's params, less those fixed on the command line. None: unknown."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    saved = Path(sweep_dir) / "multirun.yaml"
+    if not saved.is_file():
+        return None
+    hydra_cfg = OmegaConf.load(saved).hydra
+    swept, fixed = set(), set()
+    for override in OverridesParser.create().parse_overrides(list(hydra_cfg.overrides.task)):
+        (swept if override.is_sweep_override() else fixed).add(override.get_key_element())
+    params = OmegaConf.select(hydra_cfg, "sweeper.params") or {}
+    return (swept | set(params)) - fixed
+
+
 def rank(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Best first by the optimized metric (its mode: max or min); failed jobs last."""
 
@@ -195,13 +211,19 @@ def rank(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def summary_tables(
-    records: list[dict[str, Any]], key_metrics: Sequence[str] = KEY_METRICS
+    records: list[dict[str, Any]],
+    key_metrics: Sequence[str] = KEY_METRICS,
+    swept: set[str] | None = None,
 ) -> tuple[str, str]:
-    """(Markdown, CSV) of ranked job records."""
+    """(Markdown, CSV) of ranked job records; `swept`: the keys the sweep varies (None: the
+    overrides that differ between the records)."""
     records = rank(records)
     optimized = next((r["optimized_metric"] for r in records if r.get("optimized_metric")), None)
-    all_overrides = [set(r["overrides"]) for r in records]
-    common = set.intersection(*all_overrides) if all_overrides else set()
+    if swept is None:
+        all_overrides = [set(r["overrides"]) for r in records]
+        common = set.intersection(*all_overrides) if all_overrides else set()
+    else:
+        common = {o for r in records for o in r["overrides"] if o.split("=")[0] not in swept}
     seen = sorted({m for r in records for m in r.get("metrics", {})})
     shown = [m for m in seen if m != optimized and any(fnmatchcase(m, p) for p in key_metrics)]
     shown.sort(key=lambda m: next(i for i, p in enumerate(key_metrics) if fnmatchcase(m, p)))
@@ -261,7 +283,7 @@ def write_summary(sweep_dir: str | Path, key_metrics: Sequence[str] = KEY_METRIC
     records = read_results(sweep_dir)
     if not records:
         return None
-    markdown, table = summary_tables(records, key_metrics)
+    markdown, table = summary_tables(records, key_metrics, swept_keys(sweep_dir))
     write_text_atomic(Path(sweep_dir) / SUMMARY_MD, markdown)
     write_text_atomic(Path(sweep_dir) / SUMMARY_CSV, table)
     return markdown

@@ -86,6 +86,25 @@ def test_summary_ranks_best_first_and_lists_failures(tmp_path):
     assert table[2]["error"].startswith("ConfigError") and table[3]["status"] == "no result"
 
 
+def test_summary_shows_the_swept_keys_while_the_sweep_runs(tmp_path):
+    task = ["trainer.max_epochs=1", "model.lr=1e-4,4e-4", "model.preset=tiny", "seed=range(2)"]
+    (tmp_path / "multirun.yaml").write_text(
+        OmegaConf.to_yaml({"hydra": {"overrides": {"task": task}}})
+    )
+    fixed = ["trainer.max_epochs=1", "model.preset=tiny"]
+    _job(tmp_path, "0", [fixed[0], "model.lr=1e-4", fixed[1], "seed=0"], _ok(17.0))
+    markdown = write_summary(tmp_path)  # one job done, three to come
+    assert "| 1 | 0 | model.lr=1e-4 seed=0 | ok |" in markdown
+    assert "Common to every job: `model.preset=tiny trainer.max_epochs=1`" in markdown
+
+    # Optuna: the sweeper's params vary, less the keys fixed on the command line
+    sweeper = {"params": {"model.lr": "interval(1e-5, 1e-3)", "model.preset": "choice(a, b)"}}
+    (tmp_path / "multirun.yaml").write_text(
+        OmegaConf.to_yaml({"hydra": {"overrides": {"task": fixed}, "sweeper": sweeper}})
+    )
+    assert "| 1 | 0 | model.lr=1e-4 | ok |" in write_summary(tmp_path)
+
+
 def test_summary_of_a_minimized_metric_ranks_lowest_first(tmp_path):
     for folder, value in (("0", 0.3), ("1", 0.1)):
         _job(tmp_path, folder, [f"seed={folder}"], {**_ok(value), "optimized_mode": "min"})
