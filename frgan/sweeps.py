@@ -251,7 +251,7 @@ def summary_tables(
         lines += ["", "Common to every job: `" + " ".join(sorted(common)) + "`"]
     failed = [r for r in records if r["status"] != "ok"]
     if failed:
-        lines += ["", "Failed jobs:", ""]
+        lines += ["", "Failed or unfinished jobs:", ""]
         lines += [f"- job {r['folder']} ({varying(r)}): {r.get('error')}" for r in failed]
     markdown = "\n".join(lines) + "\n"
 
