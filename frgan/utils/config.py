@@ -41,9 +41,14 @@ def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path, runs_root: Path) -> 
 
     "last" means this run folder's checkpoints/last.ckpt when it exists (a run restarted
     in its own folder with hydra.run.dir=...), else the newest last.ckpt of earlier runs.
+    "auto" means this run folder's last.ckpt when it exists, else a fresh start: what a job
+    requeued after preemption (same command, same folder) needs.
     """
     if ckpt_path is None:
         return None
+    if ckpt_path == "auto":
+        own = run_dir / "checkpoints" / "last.ckpt"
+        return str(own) if own.is_file() else None
     if ckpt_path != "last":
         if not Path(ckpt_path).is_file():
             raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file")
