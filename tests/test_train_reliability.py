@@ -174,7 +174,11 @@ def test_full_disk_keeps_the_previous_last_ckpt_and_says_what_to_do(
     fault(monkeypatch)
     # without sample media, which would meet the full disk first
     resumed = train_config(
-        "test=false", *ONE_EPOCH, "trainer.max_epochs=2", "ckpt_path=last", "~callbacks.sample_media"
+        "test=false",
+        *ONE_EPOCH,
+        "trainer.max_epochs=2",
+        "ckpt_path=last",
+        "~callbacks.sample_media",
     )
     with pytest.raises(CheckpointWriteError) as caught:
         train(resumed)
@@ -321,3 +325,18 @@ def test_read_only_folder_is_one_line_naming_it(capsys):
     assert caught.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "/ro/outputs/train" in err[0] and "paths.log_dir" in err[0]
+
+
+def test_user_error_of_a_spawned_ddp_process_is_recovered_from_its_traceback():
+    from torch.multiprocessing import ProcessRaisedException
+
+    traceback_text = (
+        "\n\n-- Process 0 terminated with the following error:\nTraceback (most recent call last):\n"
+        '  File "x.py", line 1, in save\n'
+        "frgan.utils.checkpoint_io.CheckpointWriteError: cannot write checkpoint /r/last.ckpt\n"
+    )
+    assert _user_error(ProcessRaisedException(traceback_text, 0, 123)) == (
+        "cannot write checkpoint /r/last.ckpt"
+    )
+    bug = traceback_text.replace("frgan.utils.checkpoint_io.CheckpointWriteError", "KeyError")
+    assert _user_error(ProcessRaisedException(bug, 0, 123)) is None, "a bug keeps its traceback"

@@ -8,10 +8,13 @@ key that is not in the config, an unknown group option). Set FRGAN_DEBUG=1 for t
 
 from __future__ import annotations
 
+import builtins
 import errno
 import functools
 import logging
 import os
+import pydoc
+import re
 import sys
 from collections.abc import Callable
 
@@ -22,6 +25,7 @@ from hydra.errors import (
     OverrideParseException,
 )
 from omegaconf.errors import OmegaConfBaseException
+from torch.multiprocessing import ProcessRaisedException
 
 from frgan.errors import FRGANError
 
@@ -36,13 +40,29 @@ EXIT_USER_ERROR = 2
 
 def _user_error(exc: BaseException) -> str | None:
     """The message of the user-facing error behind `exc` (Hydra wraps errors raised while
-    building objects)."""
+    building objects; a spawned DDP process sends only its traceback's text)."""
     while exc is not None:
         if isinstance(exc, USER_ERRORS) and not isinstance(exc, InstantiationException):
             return str(exc)
         if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
             return describe_os_error(exc)
+        if isinstance(exc, ProcessRaisedException):
+            return _user_error_in_traceback(str(exc))
         exc = exc.__cause__
+    return None
+
+
+def _user_error_in_traceback(text: str) -> str | None:
+    """`module.ErrorClass: message` on the last line of a child process's traceback, when the
+    class is a user error."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    match = re.match(r"^([\w.]+): (.+)$", lines[-1]) if lines else None
+    if match is None:
+        return None
+    name, message = match.groups()
+    error_class = pydoc.locate(name) or getattr(builtins, name, None)
+    if isinstance(error_class, type) and issubclass(error_class, USER_ERRORS):
+        return message
     return None
 
 
