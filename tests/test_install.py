@@ -23,7 +23,9 @@ def _pick(wanted: str, path: Path) -> subprocess.CompletedProcess:
 
 def _fake_old_python(folder: Path) -> Path:
     fake = folder / "python3"
-    fake.write_text('#!/bin/sh\ncase "$2" in *print*) echo "is Python 3.9,"; exit 0;; esac\nexit 1\n')
+    fake.write_text(
+        '#!/bin/sh\ncase "$2" in *print*) echo "is Python 3.9,"; exit 0;; esac\nexit 1\n'
+    )
     fake.chmod(0o755)
     return fake
 
