@@ -341,3 +341,28 @@ def test_user_error_of_a_spawned_ddp_process_is_recovered_from_its_traceback():
     )
     bug = traceback_text.replace("frgan.utils.checkpoint_io.CheckpointWriteError", "KeyError")
     assert _user_error(ProcessRaisedException(bug, 0, 123)) is None, "a bug keeps its traceback"
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        "trainer=cpu",
+        "trainer=ddp_sim",
+        "debug=default",
+        "debug=fdr",
+        "debug=limit",
+        "debug=overfit",
+        "experiment=mug64_paper",
+        "logger=tensorboard",
+        "logger=none",
+        "callbacks=none",
+        "trainer.precision=bf16-mixed",
+    ],
+)
+def test_every_shipped_option_passes_the_config_check(tmp_path, option):
+    cfg = compose_config("train.yaml", [option], run_dir=tmp_path / "run")
+    try:
+        check_train_config(cfg)
+    except ConfigError as error:  # a GPU recipe is refused without a GPU, and only for that
+        assert not torch.cuda.is_available(), error
+        assert str(error).startswith(("trainer.accelerator=", "trainer.devices=")), error

@@ -61,7 +61,7 @@ def describe_write_failure(path: str | Path, error: BaseException) -> str:
     else:
         what, todo = str(error).splitlines()[0], f"check {folder}"
     return (
-        f"cannot write checkpoint {path}: {what}; the previous checkpoint there is kept. "
+        f"cannot write checkpoint {path}: {what}; any previous checkpoint there is kept; "
         f"{todo} (or set paths.log_dir to another disk), then resume with ckpt_path=last"
     )
 

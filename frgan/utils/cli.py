@@ -67,15 +67,18 @@ def _user_error_in_traceback(text: str) -> str | None:
 
 
 def describe_os_error(error: OSError) -> str:
-    """`cannot write <path>: <reason>; <what to do>` for a file or folder that cannot be made."""
+    """`<path>: <reason>; <what to do>` for a file or folder that cannot be written or made."""
     path = error.filename or "a file"
+    reason = error.strerror or str(error)
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         todo = "free space on that disk, or set paths.log_dir to a folder on another disk"
+    elif error.errno == errno.EROFS:
+        todo = "set paths.log_dir to a folder on a writable disk"
     elif error.errno == errno.ENOTDIR:
         todo = "a file stands where a folder is needed; set paths.log_dir to a folder"
     else:
-        todo = "make that folder writable, or set paths.log_dir to a writable folder"
-    return f"cannot write {path}: {error.strerror or error}; {todo}"
+        todo = "give this user access to it, or set paths.log_dir to a writable folder"
+    return f"cannot write {path}: {reason}; {todo}"
 
 
 def _debugging() -> bool:
