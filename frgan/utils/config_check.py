@@ -154,7 +154,7 @@ def _describe(annotation: Any) -> str:
     if origin is tuple and args and args[-1] is not Ellipsis:
         return f"a list of {len(args)} values ({', '.join(_describe(a) for a in args)})"
     if origin in (list, tuple, collections.abc.Sequence, collections.abc.Iterable):
-        return f"a list of {_describe(args[0])}" if args else "a list"
+        return f"a list (each item {_describe(args[0])})" if args else "a list"
     if origin in (dict, collections.abc.Mapping) or annotation in (dict, collections.abc.Mapping):
         return "a mapping"
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
