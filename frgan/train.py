@@ -21,9 +21,11 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from frgan.errors import ConfigError
 from frgan.sweeps import run_job
-from frgan.utils.cli import report_user_errors
+from frgan.utils.cli import report_user_errors, run_hydra_app
 from frgan.utils.config import print_config_tree, resolve_ckpt_path
+from frgan.utils.config_check import check_train_config
 from frgan.utils.instantiate import instantiate_callbacks, instantiate_loggers
+from frgan.utils.loggers import record_wandb_run, resume_wandb_run
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     if cfg.get("extras", {}).get("print_config"):
         print_config_tree(cfg, save_to=run_dir / "config_tree.log")
+    check_train_config(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     check_model_matches_data(cfg)
 
@@ -46,6 +49,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
     log.info("model: %s", cfg.model._target_)
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    ckpt_path = resolve_ckpt_path(
+        cfg.get("ckpt_path"), run_dir, Path(cfg.paths.log_dir) / cfg.task_name
+    )
+    if ckpt_path is not None:
+        model.check_checkpoint(ckpt_path, verify=cfg.get("ckpt_verify", True))
+        log.info("resuming from %s", ckpt_path)
+        resume_wandb_run(cfg.get("logger"), [run_dir, Path(ckpt_path).parent.parent])
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(
@@ -55,13 +65,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     hparams = OmegaConf.to_container(cfg, resolve=True)
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)
-
-    ckpt_path = resolve_ckpt_path(
-        cfg.get("ckpt_path"), run_dir, Path(cfg.paths.log_dir) / cfg.task_name
-    )
-    if ckpt_path is not None:
-        model.check_checkpoint(ckpt_path)
-        log.info("resuming from %s", ckpt_path)
+    record_wandb_run(trainer.loggers, run_dir)
 
     metrics: dict[str, float] = {}
     if cfg.get("train"):
@@ -127,4 +131,4 @@ def fit_and_report(cfg: DictConfig) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_app(main)

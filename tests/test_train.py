@@ -85,19 +85,6 @@ def test_checkpoint_of_another_model_is_refused(train_config, tmp_path):
         train(train_config(f"ckpt_path={other}"))
 
 
-def test_ddp_sim_runs_two_processes(train_config):
-    cfg = train_config(
-        "trainer=ddp_sim",
-        "test=false",
-        "trainer.limit_train_batches=2",
-        "trainer.limit_val_batches=1",
-    )
-    metrics, objects = train(cfg)
-    assert objects["trainer"].world_size == 2
-    assert objects["trainer"].strategy.__class__.__name__ == "DDPStrategy"
-    assert "val/psnr_moving" in metrics
-
-
 def _cli(run_dir: Path, data_dir: Path, *overrides: str) -> list[str]:
     return [
         sys.executable,

@@ -20,6 +20,7 @@ CPU), as conf/trainer/ddp.yaml does.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,6 +32,9 @@ from torchmetrics.aggregation import MeanMetric
 
 from frgan.errors import ConfigError
 from frgan.models.ema import ema_decay_at, update_ema
+from frgan.utils.checkpoint_io import DamagedCheckpointError, add_digest, check_digest
+
+log = logging.getLogger(__name__)
 
 GP_MODES = ("image_and_structure", "image")
 # metrics whose gain over copying the first frame is logged as <stage>/<name>_gain
@@ -97,6 +101,7 @@ class GANModule(pl.LightningModule):
         self.automatic_optimization = False
         self.monitor = monitor
         self.generator_ema: nn.Module | None = None
+        self.verify_checkpoints = True  # check the weights' digest when loading a checkpoint
         # per-sample means over an epoch; NaN (samples where the metric is undefined) is skipped
         self.quality = nn.ModuleDict(
             {
@@ -263,14 +268,25 @@ class GANModule(pl.LightningModule):
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["frgan_model"] = self.identity()
+        add_digest(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.check_identity(checkpoint, "the checkpoint")
+        if self.verify_checkpoints:
+            check_digest(checkpoint, "the checkpoint")
 
-    def check_checkpoint(self, path: str | Path) -> None:
-        """Raise a clear error unless `path` is a checkpoint of this model class and
-        architecture."""
-        self.check_identity(read_checkpoint(path), str(path))
+    def check_checkpoint(self, path: str | Path, verify: bool = True) -> None:
+        """Raise a clear error unless `path` is an undamaged checkpoint of this model class and
+        architecture. verify=False: a damaged checkpoint is loaded with a warning."""
+        checkpoint = read_checkpoint(path)
+        self.check_identity(checkpoint, str(path))
+        self.verify_checkpoints = verify
+        try:
+            check_digest(checkpoint, str(path))
+        except DamagedCheckpointError as error:
+            if verify:
+                raise
+            log.warning("%s; loading it anyway (ckpt_verify=false)", str(error).split(";")[0])
 
     def check_identity(self, checkpoint: Any, source: str) -> None:
         wanted = self.identity()

@@ -1,36 +1,117 @@
-"""Report user errors from an entry point as one message instead of a traceback."""
+"""Report user errors from an entry point as one line `error: ...` and exit status 2.
+
+Two layers: `report_user_errors` wraps the task (errors raised while the job runs), and
+`run_hydra_app` wraps the `hydra.main` entry point itself, for Hydra's own errors, which are
+raised while the config is composed, before the task runs (an override that does not parse, a
+key that is not in the config, an unknown group option). Set FRGAN_DEBUG=1 for tracebacks.
+"""
 
 from __future__ import annotations
 
+import builtins
+import errno
 import functools
 import logging
 import os
+import pydoc
+import re
 import sys
 from collections.abc import Callable
 
-from hydra.errors import InstantiationException
+from hydra.errors import (
+    ConfigCompositionException,
+    InstantiationException,
+    MissingConfigException,
+    OverrideParseException,
+)
+from omegaconf.errors import OmegaConfBaseException
+from torch.multiprocessing import ProcessRaisedException
 
 from frgan.errors import FRGANError
 
 log = logging.getLogger("frgan")
 
 USER_ERRORS = (FRGANError, ValueError, FileNotFoundError, NotADirectoryError, FileExistsError)
+COMPOSITION_ERRORS = (ConfigCompositionException, MissingConfigException, OverrideParseException)
+# a file or folder that cannot be written: the user can fix it (space, permissions, the path)
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR)
+EXIT_USER_ERROR = 2
 
 
-def _user_error(exc: BaseException) -> BaseException | None:
-    """The user-facing error behind `exc` (Hydra wraps errors raised while building objects)."""
+def _user_error(exc: BaseException) -> str | None:
+    """The message of the user-facing error behind `exc` (Hydra wraps errors raised while
+    building objects; a spawned DDP process sends only its traceback's text)."""
     while exc is not None:
         if isinstance(exc, USER_ERRORS) and not isinstance(exc, InstantiationException):
-            return exc
+            return str(exc)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            return describe_os_error(exc)
+        if isinstance(exc, ProcessRaisedException):
+            return _user_error_in_traceback(str(exc))
         exc = exc.__cause__
     return None
 
 
-def report_user_errors(task: Callable) -> Callable:
-    """Wrap a Hydra task: a user error prints `error: <message>` and exits with status 2.
+def _user_error_in_traceback(text: str) -> str | None:
+    """`module.ErrorClass: message` on the last line of a child process's traceback, when the
+    class is a user error."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    match = re.match(r"^([\w.]+): (.+)$", lines[-1]) if lines else None
+    if match is None:
+        return None
+    name, message = match.groups()
+    error_class = pydoc.locate(name) or getattr(builtins, name, None)
+    if isinstance(error_class, type) and issubclass(error_class, USER_ERRORS):
+        return message
+    return None
 
-    Set FRGAN_DEBUG=1 to get the full traceback instead.
-    """
+
+def describe_os_error(error: OSError) -> str:
+    """`<path>: <reason>; <what to do>` for a file or folder that cannot be written or made."""
+    path = error.filename or "a file"
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        todo = "free space on that disk, or set paths.log_dir to a folder on another disk"
+    elif error.errno == errno.EROFS:
+        todo = "set paths.log_dir to a folder on a writable disk"
+    elif error.errno == errno.ENOTDIR:
+        todo = "a file stands where a folder is needed; set paths.log_dir to a folder"
+    else:
+        todo = "give this user access to it, or set paths.log_dir to a writable folder"
+    return f"cannot write {path}: {reason}; {todo}"
+
+
+def _debugging() -> bool:
+    return bool(os.environ.get("FRGAN_DEBUG"))
+
+
+def one_line(text: str) -> str:
+    """A message as one line: its non-empty lines joined."""
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def _is_global_zero() -> bool:
+    """False in the processes that DDP launches for ranks > 0 (they report nothing)."""
+    for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        value = os.environ.get(name)
+        if value is not None and value.isdigit() and int(value) > 0:
+            return False
+    return True
+
+
+def report(message: str) -> None:
+    """Print `error: message` once: on stderr, and in the run's log files (not its console)."""
+    message = one_line(message)
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers + log.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+    if _is_global_zero():
+        print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def report_user_errors(task: Callable) -> Callable:
+    """Wrap a Hydra task: a user error prints `error: <message>` and exits with status 2."""
 
     @functools.wraps(task)
     def wrapped(*args, **kwargs):
@@ -38,10 +119,39 @@ def report_user_errors(task: Callable) -> Callable:
             return task(*args, **kwargs)
         except Exception as exc:
             user_error = _user_error(exc)
-            if user_error is None or os.environ.get("FRGAN_DEBUG"):
+            if user_error is None or _debugging():
                 raise
-            log.error("%s", user_error)
-            print(f"error: {user_error}", file=sys.stderr)
-            sys.exit(2)
+            report(user_error)
+            sys.exit(EXIT_USER_ERROR)
 
     return wrapped
+
+
+def run_hydra_app(main: Callable[[], object]) -> None:
+    """Run a `hydra.main` entry point; Hydra's composition errors become one line + exit 2.
+
+    Hydra prints its own errors and exits with status 1 unless HYDRA_FULL_ERROR is set, in
+    which case it raises them: that is set here while the app runs, so they can be reported
+    like every other config mistake. A HYDRA_FULL_ERROR set by the user keeps Hydra's output.
+    """
+    if os.environ.get("HYDRA_FULL_ERROR") or _debugging():
+        main()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except COMPOSITION_ERRORS as error:
+        message = str(error).split("Config search path")[0]
+        cause = error.__cause__
+        if isinstance(cause, OmegaConfBaseException):
+            message += f" ({str(cause).splitlines()[0]})"
+        report(message)
+        sys.exit(EXIT_USER_ERROR)
+    except OSError as error:
+        # raised before the task runs, e.g. Hydra creating the run folder
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        report(describe_os_error(error))
+        sys.exit(EXIT_USER_ERROR)
+    finally:
+        del os.environ["HYDRA_FULL_ERROR"]
