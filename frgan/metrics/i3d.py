@@ -9,7 +9,8 @@ checkpoint frgan.metrics.i3d_weights reads). Two details matter for matching its
   statistics only: the network is a frozen feature extractor and stays in eval mode.
 
 Input: clips [B,3,T,224,224] in [-1,1], T >= 9 -> logits [B,400] (averaged over time), the
-features of the original FVD.
+features of the original FVD. Other frame sizes run too (the final average pool covers the
+whole last map, which at 224 is the original's 7×7 window): tests use small ones.
 
 State-dict keys (own names) and the checkpoint scopes they come from (`unit_scopes()`):
     conv3d_1a_7x7 / conv3d_2b_1x1 / conv3d_2c_3x3    Conv3d_1a_7x7 / ... (Unit3D)
@@ -153,11 +154,17 @@ class InceptionI3d(nn.Module):
         return super().train(False)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        """clips [B,3,T,224,224] in [-1,1] -> logits [B,400] (mean over time)."""
-        if clips.ndim != 5 or clips.shape[1] != 3 or tuple(clips.shape[3:]) != (224, 224):
-            raise ValueError(
-                f"I3D takes clips [B,3,T,{RESOLUTION},{RESOLUTION}], got {tuple(clips.shape)}"
-            )
+        """clips [B,3,T,H,W] in [-1,1] (224×224 for FVD) -> logits [B,400], mean over time."""
+        x = self.mixed_5c_features(clips)
+        # the original's VALID (2, 7, 7) average pool, written for any frame size: at 224×224
+        # the last map is 7×7, so this is exactly it
+        x = F.avg_pool3d(x, (2, *x.shape[3:]), stride=1)
+        return self.logits(x).mean(dim=2).flatten(1)
+
+    def mixed_5c_features(self, clips: torch.Tensor) -> torch.Tensor:
+        """The Mixed_5c end point [B,1024,T',H',W'] (T' = ceil(T/8), H' = ceil(H/32))."""
+        if clips.ndim != 5 or clips.shape[1] != 3:
+            raise ValueError(f"I3D takes clips [B,3,T,H,W], got {tuple(clips.shape)}")
         if clips.shape[2] < MIN_FRAMES:
             raise ValueError(f"I3D needs at least {MIN_FRAMES} frames, got {clips.shape[2]}")
         x = self.conv3d_1a_7x7(clips)
@@ -168,9 +175,7 @@ class InceptionI3d(nn.Module):
         for name in ("mixed_4b", "mixed_4c", "mixed_4d", "mixed_4e", "mixed_4f"):
             x = getattr(self, name)(x)
         x = self.maxpool3d_5a_2x2(x)
-        x = self.mixed_5c(self.mixed_5b(x))
-        x = F.avg_pool3d(x, (2, 7, 7), stride=1)  # VALID: [B,1024,T',1,1]
-        return self.logits(x).mean(dim=2).flatten(1)
+        return self.mixed_5c(self.mixed_5b(x))
 
 
 def unit_scopes() -> dict[str, tuple[str, ...]]:
