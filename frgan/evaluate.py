@@ -82,6 +82,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("test")
     loader = datamodule.test_dataloader()
     videos = datamodule.num_samples("test")
+    limit = settings.get("max_videos")
+    if limit is not None:
+        videos = min(videos, _positive_int("evaluation.max_videos", limit))
 
     fvd, fvd_status = _fvd_metrics(settings.fvd, frames, device)
     scores: dict[str, dict[str, list[torch.Tensor]]] = defaultdict(lambda: defaultdict(list))
@@ -96,9 +99,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     )
     with Progress(*columns, console=console, disable=not settings.progress) as bar:
         task = bar.add_task("evaluate", total=videos)
+        seen = 0
         for batch in loader:
-            x0, s0 = batch["x0"].to(device), batch["s0"].to(device)
-            target, structures = batch["frames"].to(device), batch["structures"].to(device)
+            if seen >= videos:
+                break
+            keep = videos - seen
+            x0, s0 = batch["x0"][:keep].to(device), batch["s0"][:keep].to(device)
+            target = batch["frames"][:keep].to(device)
+            structures = batch["structures"][:keep].to(device)
+            seen += len(x0)
             with torch.no_grad():
                 clips = {BASELINE: x0.unsqueeze(1).expand_as(target)}
                 clips.update(model.animate(x0, s0, structures))
@@ -219,6 +228,8 @@ def _protocol(cfg, datamodule, checkpoint, model, frames, stride, threshold, vid
         else f"every {stride} frames of every test take, clips of {frames} frames; the source "
         "frame is the take's first frame"
     )
+    if videos < datamodule.num_samples("test"):
+        selection += f"; only the first {videos} videos in shard order (evaluation.max_videos)"
     padded = sum(1 for n in lengths if n < frames)
     if padded:
         selection += (
