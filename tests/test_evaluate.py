@@ -126,6 +126,7 @@ def test_a_dataset_without_test_split_is_refused(tiny_data_dir, tiny_checkpoint,
         evaluate(cfg)
 
 
+@pytest.mark.slow  # a fresh interpreter: the in-process tests above cover the same errors
 def test_command_line_error_is_one_line_and_exit_2(tmp_path):
     result = subprocess.run(
         [
