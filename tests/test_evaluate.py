@@ -1,0 +1,147 @@
+"""frgan.evaluate on a tiny trained model and the tiny synthetic set: the outputs, the same
+numbers twice, FVD skipped without weights, and every user error as one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_DATA, TINY_RUN, compose_config
+from test_fvd import PooledFeatures
+
+import frgan.evaluate as evaluate_module
+from frgan.data.errors import DataError
+from frgan.errors import ConfigError
+from frgan.evaluate import evaluate
+from frgan.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tiny_data_dir, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("forecast_run")
+    cfg = compose_config(
+        "train.yaml",
+        [f"paths.data_dir={tiny_data_dir}", *TINY_DATA, *TINY_RUN, "test=false"],
+        run_dir=run,
+    )
+    train(cfg)
+    return run
+
+
+def _config(data_dir: Path, run_dir: Path, *overrides: str):
+    data = [o for o in TINY_DATA if not o.startswith("data.batch_size")]
+    base = [
+        f"paths.data_dir={data_dir}",
+        *data,
+        "evaluation.frames=9",  # tiny takes have 5-7 frames: padded, as the protocol says
+        "evaluation.batch_size=2",
+        "evaluation.progress=false",
+        "evaluation.fvd.bootstrap_resamples=20",
+    ]
+    return compose_config("evaluate.yaml", [*base, *overrides], run_dir=run_dir)
+
+
+@pytest.fixture
+def small_i3d(monkeypatch):
+    """FVD plumbing with a cheap deterministic extractor in place of the 224 px I3D."""
+    monkeypatch.setattr(evaluate_module, "load_i3d", lambda weights=None: PooledFeatures())
+
+
+def test_evaluation_writes_the_report_and_repeats_its_numbers(
+    tiny_data_dir, tiny_checkpoint, tmp_path, small_i3d
+):
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for run in runs:
+        evaluate(_config(tiny_data_dir, run, f"ckpt={tiny_checkpoint}"))
+    for name in ("metrics.json", "report.md", "psnr.png", "ssim.png", "samples.gif"):
+        assert (runs[0] / name).is_file(), name
+    first, second = (json.loads((run / "metrics.json").read_text()) for run in runs)
+    assert first == second, "the same inputs give the same numbers"
+    methods = first["methods"]
+    assert list(methods) == ["copy_first_frame", "forecast"]
+    protocol = first["protocol"]
+    assert protocol["videos"] == protocol["takes"] == 6  # one test subject, six expressions
+    assert protocol["frames_per_video"] == 9 and protocol["resolution"] == "64x64"
+    assert "padded" in protocol["clip_selection"]
+    copy = methods["copy_first_frame"]
+    assert copy["per_frame"]["psnr"][0] is None, "frame 0 is the source: nothing to measure"
+    assert len(copy["per_frame"]["ssim_moving"]) == 9
+    assert copy["temporal_error"] > 0 and copy["clips_fake"] == protocol["videos"]
+    assert first["fvd"]["status"] == "computed" and methods["forecast"]["fvd"] is not None
+    report = (runs[0] / "report.md").read_text()
+    assert "| copy first frame |" in report and "| forecast only |" in report
+    assert "frames each, 64x64 px" in report and "seeds: evaluate 12345" in report
+
+
+def test_fvd_is_skipped_and_says_why_without_weights(tiny_data_dir, tiny_checkpoint, tmp_path):
+    run = tmp_path / "run"
+    payload = evaluate(
+        _config(
+            tiny_data_dir,
+            run,
+            f"ckpt={tiny_checkpoint}",
+            f"evaluation.fvd.weights={tmp_path / 'absent.ckpt'}",
+            "evaluation.sample_videos=0",
+        )
+    )
+    assert payload["fvd"]["status"] == "skipped"
+    assert "make install" in payload["fvd"]["reason"]
+    assert "fvd" not in payload["methods"]["forecast"], "no made-up number"
+    assert "FVD: skipped" in (run / "report.md").read_text()
+    assert not (run / "samples.gif").exists()
+
+
+def test_user_errors_are_clear(tiny_data_dir, tiny_checkpoint, tmp_path):
+    def run(*overrides):
+        return evaluate(_config(tiny_data_dir, tmp_path / "run", "evaluation=no_fvd", *overrides))
+
+    with pytest.raises(ConfigError, match="ckpt="):
+        run()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        run(f"ckpt={tmp_path / 'missing.ckpt'}")
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(ValueError, match="not a FRGAN model checkpoint"):
+        run(f"ckpt={other}")
+    with pytest.raises(ConfigError, match="data.image_size=64"):
+        run(f"ckpt={tiny_checkpoint}", "data.image_size=96")
+
+
+def test_a_dataset_without_test_split_is_refused(tiny_data_dir, tiny_checkpoint, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(tiny_data_dir, data_dir)
+    manifest_file = next(data_dir.glob("synthetic/shards/*/manifest.json"))
+    manifest = json.loads(manifest_file.read_text())
+    manifest["shards"] = [s for s in manifest["shards"] if s["split"] != "test"]
+    manifest_file.write_text(json.dumps(manifest))
+    cfg = _config(data_dir, tmp_path / "run", f"ckpt={tiny_checkpoint}", "evaluation=no_fvd")
+    with pytest.raises(DataError, match="test split"):
+        evaluate(cfg)
+
+
+@pytest.mark.slow  # a fresh interpreter: the in-process tests above cover the same errors
+def test_command_line_error_is_one_line_and_exit_2(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "frgan.evaluate",
+            f"ckpt={tmp_path / 'none.ckpt'}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "none.ckpt" in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
