@@ -62,6 +62,7 @@ def run_two_stage(cfg: DictConfig, overrides: list[str]) -> tuple[dict[str, floa
     shared = [o for o in overrides if not o.lstrip("+~").startswith(("experiment=", "two_stage"))]
     root = Path(cfg.paths.output_dir)
     pipeline = _pipeline_folder(root, shared, bool(settings.resume))
+    pipeline.mkdir(parents=True, exist_ok=True)
     state = _read_json(pipeline / STATE) or {"overrides": shared, "finished": False}
     write_json_atomic(pipeline / STATE, state)
     print(f"Pipeline folder: {pipeline.resolve()}")
