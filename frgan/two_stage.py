@@ -86,7 +86,9 @@ def run_two_stage(cfg: DictConfig, overrides: list[str]) -> tuple[dict[str, floa
             stage_metrics, objects = train_module.train(compose_stage(stage_overrides, folder))
             train_module._finish_loggers()
             trainer = objects["trainer"]
-            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            best = (
+                trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            )
             done = {"best_checkpoint": best or str(last), "metrics": stage_metrics}
             write_json_atomic(folder / DONE, done)
         metrics.update({f"{stage}/{k}": v for k, v in done["metrics"].items()})

@@ -17,6 +17,7 @@ from test_train import REPO, RecordRestoredState, _assert_same_state, _cli, _wai
 
 import frgan.train as train_module
 from frgan.errors import ConfigError
+from frgan.models import ForecastGAN
 from frgan.train import train
 from frgan.two_stage import _pipeline_folder, run_two_stage
 from frgan.utils.instantiate import instantiate_callbacks
@@ -93,7 +94,7 @@ def test_refine_under_ddp_sim(train_config, forecast_ckpt):
 
 @pytest.mark.parametrize(
     ("forecast", "expected"),
-    [("other_model", "holds RefineGAN, not a ForecastGAN"), ("other_size", "trained at 64 px")],
+    [("other_model", "holds RefineGAN, not a ForecastGAN"), ("other_size", "trained at 96 px")],
 )
 def test_unusable_forecaster_is_refused(train_config, forecast_ckpt, tmp_path, forecast, expected):
     if forecast == "other_model":
@@ -102,7 +103,10 @@ def test_unusable_forecaster_is_refused(train_config, forecast_ckpt, tmp_path, f
         path = objects["trainer"].checkpoint_callback.best_model_path
         overrides = _refine(path)
     else:
-        overrides = _refine(forecast_ckpt, "data.image_size=32", "data.synth.image_size=32")
+        model = ForecastGAN(preset="tiny", image_size=96)
+        path = tmp_path / "forecast_96px.ckpt"
+        torch.save({"frgan_model": model.identity(), "state_dict": model.state_dict()}, path)
+        overrides = _refine(path)
     with pytest.raises(ConfigError, match=f"model.forecast_ckpt.*{expected}"):
         train(train_config(*overrides))
 
