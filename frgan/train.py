@@ -3,6 +3,7 @@
 python -m frgan.train                              # synthetic data, small model, CPU
 python -m frgan.train data=mug experiment=mug64_paper trainer=ddp trainer.devices=4
 python -m frgan.train ckpt_path=last               # resume the newest run
+python -m frgan.train experiment=two_stage         # forecast, then refine (frgan/two_stage.py)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -117,14 +119,19 @@ def main(cfg: DictConfig) -> float | None:
 
 def fit_and_report(cfg: DictConfig) -> dict[str, float]:
     try:
-        metrics, objects = train(cfg)
+        if cfg.get("two_stage"):
+            from frgan.two_stage import run_two_stage
+
+            metrics, objects = run_two_stage(cfg, list(HydraConfig.get().overrides.task))
+        else:
+            metrics, objects = train(cfg)
     except SIGTERMException:
         # Lightning exits with status 0 on SIGTERM; a scheduler must see that the job did not finish
         log.warning("stopped by SIGTERM; resume with ckpt_path=last")
         raise SystemExit(128 + signal.SIGTERM) from None
     finally:
         _finish_loggers()
-    if objects["trainer"].is_global_zero:
+    if "trainer" not in objects or objects["trainer"].is_global_zero:
         log.info("run folder: %s", Path(cfg.paths.output_dir).resolve())
         print(f"Run folder: {Path(cfg.paths.output_dir).resolve()}")
     return metrics

@@ -1,7 +1,9 @@
-"""Training throughput of ForecastGAN: samples/s of one training step (critic + generator).
+"""Training throughput of ForecastGAN and RefineGAN: samples/s of one training step (critic +
+generator), and for the refine stage clips/s and the share of the step spent forecasting.
 
     python scripts/bench_train.py                                  # paper + small, fp32 + bf16, CPU
     python scripts/bench_train.py --presets paper --steps 3 --accelerator gpu --peak-tflops 989
+    python scripts/bench_train.py --stages refine --presets small --clip-length 8
 
 Runs the real `ForecastGAN.training_step` through a Lightning Trainer on random batches,
 times each step after `--warmup` untimed ones (the fastest is reported: the least disturbed
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
 import frgan.models.blocks as blocks
-from frgan.models import ForecastGAN, Generator
+from frgan.models import ForecastGAN, Generator, RefineGAN
 from frgan.utils.files import write_json_atomic
 
 REFERENCE = {
@@ -56,6 +59,25 @@ class RandomPairs(Dataset):
         return {
             key: torch.rand(shape, generator=generator) * 2 - 1 for key in ("x0", "s0", "xt", "st")
         }
+
+
+class RandomClips(Dataset):
+    """Refine batches of random values in [-1, 1]: x0, s0 and clips of `frames` frames."""
+
+    def __init__(self, length: int, image_size: int, frames: int):
+        self.length, self.image_size, self.frames = length, image_size, frames
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        generator = torch.Generator().manual_seed(index)
+        image = (3, self.image_size, self.image_size)
+        clip = (self.frames, *image)
+        sample = {key: torch.rand(image, generator=generator) * 2 - 1 for key in ("x0", "s0")}
+        for key in ("frames", "structures"):
+            sample[key] = torch.rand(clip, generator=generator) * 2 - 1
+        return sample
 
 
 class _NoModuleTracking:
@@ -104,6 +126,22 @@ class StepTimer(pl.Callback):
             self._counter = None
 
 
+class ForecastTimer:
+    """Wraps RefineGAN.forecast: wall time of the frozen forecaster per training batch."""
+
+    def __init__(self, model: RefineGAN):
+        self.seconds: list[float] = []
+        self._forecast = model.forecast
+        model.forecast = self
+
+    def __call__(self, *args):
+        start = time.perf_counter()
+        forecast = self._forecast(*args)
+        _synchronize(forecast.device)
+        self.seconds.append(time.perf_counter() - start)
+        return forecast
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -119,17 +157,15 @@ def generator_forward_flops(preset: str, image_size: int, batch_size: int) -> in
     return counter.get_total_flops() // batch_size
 
 
-def bench_one(preset: str, precision: str, batch_size: int, args: argparse.Namespace) -> dict:
-    pl.seed_everything(0, verbose=False)
-    model = ForecastGAN(preset=preset, image_size=args.image_size)
-    batches = args.warmup + args.steps
+def _fit_timed(model: pl.LightningModule, data: DataLoader, precision: str, args) -> StepTimer:
+    """Fit `model` on `data` with a quiet trainer; the timer of its steps."""
     timer = StepTimer()
     trainer = pl.Trainer(
         accelerator=args.accelerator,
         devices=1,
         precision=precision,
         max_epochs=1,
-        limit_train_batches=batches,
+        limit_train_batches=len(data),
         limit_val_batches=0,
         num_sanity_val_steps=0,
         logger=False,
@@ -138,8 +174,16 @@ def bench_one(preset: str, precision: str, batch_size: int, args: argparse.Names
         enable_model_summary=False,
         callbacks=[timer],
     )
-    data = DataLoader(RandomPairs(batches * batch_size, args.image_size), batch_size=batch_size)
     trainer.fit(model, data)
+    return timer
+
+
+def bench_one(preset: str, precision: str, batch_size: int, args: argparse.Namespace) -> dict:
+    pl.seed_everything(0, verbose=False)
+    model = ForecastGAN(preset=preset, image_size=args.image_size)
+    batches = args.warmup + args.steps
+    data = DataLoader(RandomPairs(batches * batch_size, args.image_size), batch_size=batch_size)
+    timer = _fit_timed(model, data, precision, args)
     timed = timer.wall[args.warmup :]
     step_s = min(timed)  # the least disturbed step: others share this machine
     flops_per_sample = timer.flops / batch_size
@@ -163,14 +207,89 @@ def bench_one(preset: str, precision: str, batch_size: int, args: argparse.Names
     return result
 
 
+def bench_refine(preset: str, precision: str, args: argparse.Namespace, folder: Path) -> dict:
+    """One RefineGAN configuration: the refine preset `preset` on the forecaster of the
+    stage-1 preset of the same name (an untrained one: timing does not depend on weights)."""
+    pl.seed_everything(0, verbose=False)
+    forecast_file = folder / f"forecast_{preset}.ckpt"
+    forecast = ForecastGAN(preset=preset, image_size=args.image_size)
+    torch.save(
+        {"frgan_model": forecast.identity(), "state_dict": forecast.state_dict()}, forecast_file
+    )
+    model = RefineGAN(forecast_ckpt=str(forecast_file), preset=preset, image_size=args.image_size)
+    forecast_timer = ForecastTimer(model)
+    batches, clips = args.warmup + args.steps, args.clip_batch
+    data = DataLoader(
+        RandomClips(batches * clips, args.image_size, args.clip_length), batch_size=clips
+    )
+    timer = _fit_timed(model, data, precision, args)
+    timed = timer.wall[args.warmup :]
+    fastest = min(range(len(timed)), key=timed.__getitem__)
+    step_s = timed[fastest]
+    forecast_s = forecast_timer.seconds[args.warmup :][fastest]
+    return {
+        "stage": "refine",
+        "preset": preset,
+        "precision": precision,
+        "clips_per_batch": clips,
+        "clip_length": args.clip_length,
+        "image_size": args.image_size,
+        "device": str(model.device),
+        "steps": args.steps,
+        "step_s": timed,
+        "cpu_s": timer.cpu[args.warmup :],
+        "forecast_s": forecast_timer.seconds[args.warmup :],
+        "clips_per_s": clips / step_s,
+        "forecast_share": forecast_s / step_s,
+        # with forecasts cached the step skips exactly the forecaster's forward
+        "clips_per_s_cached": clips / (step_s - forecast_s),
+        "train_flops_per_clip": timer.flops / clips,
+    }
+
+
+def print_refine_table(console: Console, results: list[dict], args) -> None:
+    table = Table(
+        title=f"RefineGAN training step, {args.clip_length} frames at {args.image_size} px "
+        "(forecaster + critic + generator)"
+    )
+    for column in (
+        "preset",
+        "precision",
+        "clips",
+        "step s",
+        "CPU s",
+        "clips/s",
+        "forecast share",
+        "clips/s cached",
+        "train GFLOP/clip",
+    ):
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(
+            r["preset"],
+            r["precision"],
+            str(r["clips_per_batch"]),
+            f"{min(r['step_s']):.2f}",
+            f"{min(r['cpu_s']):.2f}",
+            f"{r['clips_per_s']:.2f}",
+            f"{r['forecast_share']:.0%}",
+            f"{r['clips_per_s_cached']:.2f}",
+            f"{r['train_flops_per_clip'] / 1e9:.1f}",
+        )
+    console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--stages", nargs="+", default=["forecast", "refine"])
     parser.add_argument("--presets", nargs="+", default=["paper", "small"])
     parser.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"])
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--clip-batch", type=int, default=4, help="refine: clips per batch")
+    parser.add_argument("--clip-length", type=int, default=16, help="refine: frames per clip")
     parser.add_argument("--steps", type=int, default=1, help="timed steps per configuration")
     parser.add_argument(
         "--warmup", type=int, default=1, help="untimed steps first (FLOPs are counted here)"
@@ -204,11 +323,16 @@ def main() -> None:
 
     console = Console()
     load_before = os.getloadavg()
-    results = []
+    results, refine_results = [], []
     for preset in args.presets:
         for precision in args.precisions:
-            console.print(f"[bold]{preset}[/] {precision} batch {args.batch_size} ...")
-            results.append(bench_one(preset, precision, args.batch_size, args))
+            if "forecast" in args.stages:
+                console.print(f"[bold]{preset}[/] {precision} batch {args.batch_size} ...")
+                results.append(bench_one(preset, precision, args.batch_size, args))
+            if "refine" in args.stages:
+                console.print(f"[bold]refine {preset}[/] {precision} {args.clip_batch} clips ...")
+                with tempfile.TemporaryDirectory() as folder:
+                    refine_results.append(bench_refine(preset, precision, args, Path(folder)))
 
     table = Table(title=f"ForecastGAN training step, {args.image_size} px (critic + generator)")
     for column in (
@@ -242,7 +366,10 @@ def main() -> None:
             f"{r['generator_forward_flops_per_sample'] / 1e9:.1f}",
             f"{r['mfu']:.1%}" if "mfu" in r else "-",
         )
-    console.print(table)
+    if results:
+        console.print(table)
+    if refine_results:
+        print_refine_table(console, refine_results, args)
     load_after = os.getloadavg()
     console.print(
         f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
@@ -262,6 +389,7 @@ def main() -> None:
         "unfolded": args.unfolded,
         "reference": REFERENCE,
         "results": results,
+        "refine_results": refine_results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out, report)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 from frgan.errors import ConfigError
 
@@ -69,23 +70,28 @@ def depth_levels(image_size: int) -> int:
     return levels
 
 
-def resolve_preset(preset: str | Mapping | WidthPreset) -> WidthPreset:
-    """A preset name, or custom widths as a mapping {base, max_channels, latent}."""
-    if isinstance(preset, WidthPreset):
+def resolve_preset(
+    preset: str | Mapping | WidthPreset,
+    presets: Mapping[str, Any] = PRESETS,
+    kind: type = WidthPreset,
+):
+    """A preset name of `presets`, or custom widths as a mapping of `kind`'s fields (a
+    frozen dataclass of positive integers: WidthPreset here, RefineWidths for stage 2)."""
+    if isinstance(preset, kind):
         return preset
     if isinstance(preset, Mapping):
-        names = {f.name for f in fields(WidthPreset)}
+        names = {f.name for f in fields(kind)}
         if set(preset) != names or not all(isinstance(v, int) and v >= 1 for v in preset.values()):
             raise ConfigError(
                 f"model.preset={dict(preset)} is not a valid custom preset: give positive integers "
-                f"for exactly {sorted(names)}, or a preset name: {', '.join(PRESETS)}."
+                f"for exactly {sorted(names)}, or a preset name: {', '.join(presets)}."
             )
-        return WidthPreset(**preset)
-    if preset not in PRESETS:
+        return kind(**preset)
+    if preset not in presets:
         raise ConfigError(
-            f"model.preset={preset!r} is unknown; valid presets: {', '.join(PRESETS)}."
+            f"model.preset={preset!r} is unknown; valid presets: {', '.join(presets)}."
         )
-    return PRESETS[preset]
+    return presets[preset]
 
 
 def architecture(preset: str | Mapping | WidthPreset, image_size: int) -> Architecture:

@@ -1,0 +1,290 @@
+"""Stage 2 of FRGAN: RefineGAN turns independently forecast frames into a consistent clip.
+
+A frozen ForecastGAN generator (model.forecast_ckpt, forecaster.py) forecasts every frame of
+a clip from the source frame, on the fly; a 3D-convolutional refine generator corrects the
+forecast clip (refine_generator.py) and a spatio-temporal critic (clip_critic.py) scores
+clips against the structure clip. The forecaster's weights live in this module's
+state_dict and its identity in the hyper-parameters, so a refine checkpoint is
+self-contained: loading it needs no forecast file.
+
+Adversarial objective (model.adversarial):
+  wgan_gp: critic D(refined) − D(real) + gp_weight·GP, as in stage 1;
+  ranking: the journal version's ranking — the critic scores real above refined above
+           forecast by margins: relu(m_real − (D(real) − D(refined)))
+           + relu(m_forecast − (D(refined) − D(forecast))) + gp_weight·GP.
+The generator's adversarial term is −D(refined) under both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+from torch import nn
+
+from frgan import metrics
+from frgan.errors import ConfigError
+from frgan.models.clip_architecture import clip_architecture
+from frgan.models.clip_critic import ClipCritic
+from frgan.models.forecaster import build_forecaster, load_forecaster, resolve_forecast_ckpt
+from frgan.models.gan import (
+    GAIN_METRICS,
+    GANModule,
+    check_choice,
+    retargeted_flags,
+    weighted_mean,
+)
+from frgan.models.refine_generator import OUTPUTS, Refined, RefineGenerator
+from frgan.utils.media import side_by_side
+
+BATCH_KEYS = ("x0", "s0", "frames", "structures")
+ADVERSARIAL = ("wgan_gp", "ranking")
+MIN_FRAMES = 4
+FORECAST_CHUNK = 256  # frames per forecaster call
+
+
+class RefineGAN(GANModule):
+    data_stage = "refine"
+    candidates = ("", "forecast_", "copy_")
+    quality_metrics = (*GAIN_METRICS, "temporal_error", "flicker")
+    sample_columns = ("structure", "ground truth", "forecast", "refined")
+
+    def __init__(
+        self,
+        forecast_ckpt: str = "best",
+        forecast_runs: str = "outputs",
+        forecaster: Mapping | None = None,
+        preset: str | Mapping = "small",
+        image_size: int = 64,
+        output: str = "mask",
+        adversarial: str = "wgan_gp",
+        ranking_margins: tuple[float, float] = (1.0, 1.0),
+        gp_weight: float = 10.0,
+        gp_on: str = "image_and_structure",
+        l1_weight: float = 10.0,
+        temporal_weight: float = 10.0,
+        mask_weight: float = 0.05,
+        lr: float = 4e-4,
+        betas: tuple[float, float] = (0.0, 0.9),
+        n_critic: int = 1,
+        ema_decay: float | None = None,
+        grad_clip: float | None = None,
+        moving_threshold: float = metrics.DEFAULT_MOVING_THRESHOLD,
+        monitor: str = "val/temporal_error",
+        monitor_mode: str = "min",
+    ):
+        """
+        forecast_ckpt: the stage-1 checkpoint (file, run folder, or best / last of the newest
+            forecast run under forecast_runs).
+        forecaster: set by a refine checkpoint (the forecaster's identity); leave null.
+        preset: refine widths: paper | small | tiny or {base, max_channels}.
+        output: "mask" (x = w·r + (1−w)·forecast) or "additive" (x = forecast + Δ).
+        adversarial: "wgan_gp" or "ranking" (margins: real−refined, refined−forecast).
+        l1_weight: L1 to the ground truth on every frame; temporal_weight: L1 between the
+            generated and the true frame-to-frame changes (the temporal error, as a loss);
+            mask_weight: mean |w| (mask output only).
+        The rest as in ForecastGAN.
+        """
+        super().__init__(
+            lr=lr,
+            betas=betas,
+            n_critic=n_critic,
+            gp_weight=gp_weight,
+            gp_on=gp_on,
+            ema_decay=ema_decay,
+            grad_clip=grad_clip,
+            moving_threshold=moving_threshold,
+            monitor=monitor,
+            monitor_mode=monitor_mode,
+        )
+        check_choice("model.output", output, OUTPUTS)
+        check_choice("model.adversarial", adversarial, ADVERSARIAL)
+        if len(ranking_margins) != 2 or min(ranking_margins) < 0:
+            raise ConfigError(
+                f"model.ranking_margins must be two numbers >= 0 (real-refined, "
+                f"refined-forecast), got {ranking_margins!r}"
+            )
+        for key, value in (
+            ("l1_weight", l1_weight),
+            ("temporal_weight", temporal_weight),
+            ("mask_weight", mask_weight),
+        ):
+            if value < 0:
+                raise ConfigError(f"model.{key} must be >= 0, got {value!r}")
+        self.save_hyperparameters()
+        arch = clip_architecture(preset, image_size)
+        if forecaster is None:
+            path = resolve_forecast_ckpt(forecast_ckpt, forecast_runs)
+            self.forecaster, identity = load_forecaster(path, image_size)
+            self.hparams.forecaster = {**identity, "source": str(path)}
+        else:
+            self.forecaster = build_forecaster(forecaster)
+        self.generator = RefineGenerator(arch, output)
+        self.critic = ClipCritic(arch)
+        self.init_ema()
+
+    def train(self, mode: bool = True) -> RefineGAN:
+        super().train(mode)
+        self.forecaster.eval()  # frozen: its batch norm keeps the statistics it was trained with
+        return self
+
+    def forward(
+        self, forecast: torch.Tensor, structures: torch.Tensor, x0: torch.Tensor
+    ) -> Refined:
+        return self.sampling_generator(forecast, structures, x0)
+
+    @torch.no_grad()
+    def forecast(self, x0: torch.Tensor, s0: torch.Tensor, structures: torch.Tensor):
+        """Every frame of structures [B,T,3,H,W] forecast independently from x0 [B,3,H,W]."""
+        frames = structures.shape[1]
+        targets = rearrange(structures, "b t c h w -> (b t) c h w")
+        sources = repeat(x0, "b c h w -> (b t) c h w", t=frames)
+        source_maps = repeat(s0, "b c h w -> (b t) c h w", t=frames)
+        forecast = torch.cat(
+            [
+                self.forecaster(
+                    sources[i : i + FORECAST_CHUNK],
+                    source_maps[i : i + FORECAST_CHUNK],
+                    targets[i : i + FORECAST_CHUNK],
+                ).frame
+                for i in range(0, len(targets), FORECAST_CHUNK)
+            ]
+        )
+        return rearrange(forecast, "(b t) c h w -> b t c h w", t=frames)
+
+    # ------------------------------------------------------------------ losses
+    def generate(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Refined:
+        return generator(inputs["forecast"], inputs["structures"], inputs["x0"])
+
+    def critic_loss(self, inputs, output: Refined):
+        hp = self.hparams
+        real, structures, paired = inputs["frames"], inputs["structures"], inputs["paired"]
+        fake = output.clip.detach()
+        real_score, fake_score = self.critic(real, structures), self.critic(fake, structures)
+        wdist = weighted_mean(real_score, paired) - fake_score.mean()
+        gp = self.gradient_penalty(real, fake, structures, weights=paired)
+        if hp.adversarial == "wgan_gp":
+            return -wdist + hp.gp_weight * gp, {"wdist": wdist, "gp": gp}
+        margin_real, margin_forecast = hp.ranking_margins
+        forecast_score = self.critic(inputs["forecast"], structures)
+        above_refined = weighted_mean(F.relu(margin_real - (real_score - fake_score)), paired)
+        above_forecast = F.relu(margin_forecast - (fake_score - forecast_score)).mean()
+        loss = above_refined + above_forecast + hp.gp_weight * gp
+        logs = {"wdist": wdist, "gp": gp, "rank_real": above_refined}
+        return loss, {**logs, "rank_forecast": above_forecast}
+
+    def generator_loss(self, inputs, output: Refined):
+        hp = self.hparams
+        frames, paired = inputs["frames"], inputs["paired"]
+        adversarial = -self.critic(output.clip, inputs["structures"]).mean()
+        l1 = weighted_mean((output.clip - frames).abs().mean(dim=(1, 2, 3, 4)), paired)
+        temporal = weighted_mean(metrics.temporal_error(output.clip, frames), paired)
+        loss = adversarial + hp.l1_weight * l1 + hp.temporal_weight * temporal
+        logs = {"l1": l1, "temporal": temporal}
+        if output.mask is not None:
+            logs["mask"] = output.mask.abs().mean()
+            loss = loss + hp.mask_weight * logs["mask"]
+        return loss, logs
+
+    def generator_inputs(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """The batch's tensors, checked, plus the forecast clip; "paired" [B] is 0 for
+        retargeted clips (their frames are not pictures of their structures: they train
+        only through the critic, as fakes)."""
+        missing = (
+            [k for k in BATCH_KEYS if k not in batch]
+            if isinstance(batch, Mapping)
+            else list(BATCH_KEYS)
+        )
+        if missing:
+            got = list(batch) if isinstance(batch, Mapping) else type(batch).__name__
+            raise ValueError(
+                f"RefineGAN needs batches with keys {list(BATCH_KEYS)} (x0, s0 [B,3,H,W], "
+                f"frames, structures [B,T,3,H,W]; data.stage=refine); missing {missing}, "
+                f"got {got}"
+            )
+        size = self.hparams.image_size
+        for key in ("x0", "s0"):
+            if tuple(batch[key].shape[1:]) != (3, size, size) or batch[key].ndim != 4:
+                raise ValueError(
+                    f"batch[{key!r}] has shape {tuple(batch[key].shape)} but the model expects "
+                    f"[B,3,{size},{size}]; set model.image_size to the data's image size"
+                )
+        for key in ("frames", "structures"):
+            clip = batch[key]
+            if clip.ndim != 5 or tuple(clip.shape[2:]) != (3, size, size):
+                raise ValueError(
+                    f"batch[{key!r}] has shape {tuple(clip.shape)} but the model expects "
+                    f"[B,T,3,{size},{size}] clips; use data.stage=refine"
+                )
+            if clip.shape[1] < MIN_FRAMES:
+                raise ValueError(
+                    f"batch[{key!r}] has {clip.shape[1]} frames; the refine stage needs clips "
+                    f"of >= {MIN_FRAMES} frames: set data.clip_length >= {MIN_FRAMES}"
+                )
+        inputs = {key: batch[key] for key in BATCH_KEYS}
+        inputs["forecast"] = self.forecast(batch["x0"], batch["s0"], batch["structures"])
+        inputs["paired"] = (~retargeted_flags(batch, batch["x0"])).to(batch["x0"].dtype)
+        return inputs
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+        """Per-frame PSNR/SSIM (full and moving region, source = x0; NaN where nothing moves)
+        and per-clip temporal error and flicker of the refined clip, the forecast and
+        copying the first frame."""
+        x0, frames = inputs["x0"], inputs["frames"]
+        refined = self.generate(inputs, self.sampling_generator).clip
+        copy = repeat(x0, "b c h w -> b t c h w", t=frames.shape[1])
+        threshold = self.hparams.moving_threshold
+        sources = rearrange(copy, "b t c h w -> (b t) c h w")
+        targets = rearrange(frames, "b t c h w -> (b t) c h w")
+        results = {}
+        for prefix, clip in (("", refined), ("forecast_", inputs["forecast"]), ("copy_", copy)):
+            flat = rearrange(clip, "b t c h w -> (b t) c h w")
+            results[prefix] = {
+                **metrics.frame_quality(flat, targets, sources, threshold),
+                "temporal_error": metrics.temporal_error(clip, frames),
+                "flicker": metrics.flicker(clip, frames, threshold),
+            }
+        return results
+
+    def select_sample(self, loader, max_frames: int) -> dict[str, torch.Tensor] | None:
+        """The first clip of the loader, cut to max_frames."""
+        if loader is None:
+            return None
+        for batch in loader:
+            sample = {key: batch[key][0] for key in BATCH_KEYS}
+            for key in ("frames", "structures"):
+                sample[key] = sample[key][:max_frames]
+            return sample
+        return None
+
+    def draw_sample(self, sample: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """[T,3,H,4W]: structure | ground truth | forecast | refined per frame."""
+        clips = self.animate(sample["x0"][None], sample["s0"][None], sample["structures"][None])
+        return side_by_side(
+            [sample["structures"], sample["frames"], clips["forecast"][0], clips["refined"][0]]
+        )
+
+    @torch.no_grad()
+    def animate(
+        self, x0: torch.Tensor, s0: torch.Tensor, structures: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Forecast every frame, then refine the whole clip at once: the refiner is fully
+        convolutional over time, so any length T works (no windows, no seams)."""
+        forecast = self.forecast(x0, s0, structures)
+        return {"forecast": forecast, "refined": self(forecast, structures, x0).clip}
+
+    def identity(self) -> dict[str, Any]:
+        hp = self.hparams
+        forecaster = {k: v for k, v in hp.forecaster.items() if k != "source"}
+        return {
+            "class": type(self).__name__,
+            "preset": dict(hp.preset) if isinstance(hp.preset, Mapping) else hp.preset,
+            "image_size": hp.image_size,
+            "ema": hp.ema_decay is not None,
+            "output": hp.output,
+            "forecaster": forecaster,
+        }

@@ -1,0 +1,169 @@
+"""Both stages of FRGAN in one command: forecast, then refine on the forecast's best
+checkpoint, each tested on the held-out subjects.
+
+    python -m frgan.train experiment=two_stage [overrides for both stages ...]
+
+Folder layout (one pipeline = one run folder):
+    outputs/two_stage/runs/<date>_<time>/
+        pipeline.json                  the overrides it was started with, and its progress
+        forecast/  refine/             ordinary frgan.train run folders (checkpoints/, csv/,
+                                       samples/, wandb/), each with done.json once tested
+        summary.json  summary.md       held-out test table: copy first frame | forecast | refined
+
+Command-line overrides apply to both stages (e.g. trainer.precision=bf16-mixed); the
+experiment's `two_stage.forecast` / `two_stage.refine` lists apply to one stage only
+(the user's overrides win). Rerunning the same command after a kill continues: the newest
+pipeline under outputs/two_stage/runs started with the same overrides and not finished is
+taken up again (a finished stage is skipped, an interrupted one resumes from its
+last.ckpt); the rerun's own new folder keeps only its log. `hydra.run.dir=<pipeline>`
+continues that pipeline explicitly; `two_stage.resume=false` always starts afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+from rich.console import Console
+from rich.table import Table
+
+from frgan.utils.files import write_json_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+STAGES = ("forecast", "refine")
+STATE = "pipeline.json"
+DONE = "done.json"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+# the summary table: rows, and the metric suffix each reads from test/<candidate><suffix>
+SUMMARY_ROWS = (
+    ("PSNR (dB)", "psnr"),
+    ("SSIM", "ssim"),
+    ("PSNR moving (dB)", "psnr_moving"),
+    ("SSIM moving", "ssim_moving"),
+    ("temporal error", "temporal_error"),
+    ("flicker", "flicker"),
+)
+SUMMARY_COLUMNS = (("copy first frame", "copy_"), ("forecast", "forecast_"), ("refined", ""))
+
+
+def run_two_stage(cfg: DictConfig, overrides: list[str]) -> tuple[dict[str, float], dict]:
+    """Train and test both stages (or continue an unfinished pipeline). `overrides` are the
+    command line's; returns the metrics of both stages as forecast/<name>, refine/<name>
+    and the objects of the last stage trained."""
+    from frgan import train as train_module
+
+    settings = cfg.two_stage
+    shared = [o for o in overrides if not o.lstrip("+~").startswith(("experiment=", "two_stage"))]
+    root = Path(cfg.paths.output_dir)
+    pipeline = _pipeline_folder(root, shared, bool(settings.resume))
+    pipeline.mkdir(parents=True, exist_ok=True)
+    state = _read_json(pipeline / STATE) or {"overrides": shared, "finished": False}
+    write_json_atomic(pipeline / STATE, state)
+    print(f"Pipeline folder: {pipeline.resolve()}")
+
+    metrics: dict[str, float] = {}
+    objects: dict[str, Any] = {}
+    forecast_best: str | None = None
+    for stage in STAGES:
+        folder = pipeline / stage
+        done = _read_json(folder / DONE)
+        if done is not None:
+            log.info("two_stage: %s is done (%s), skipping it", stage, folder)
+        else:
+            stage_overrides = [f"model={stage}", *settings[stage], *shared]
+            if stage == "refine":
+                stage_overrides.append(f"model.forecast_ckpt={_quoted(forecast_best)}")
+            last = folder / "checkpoints" / "last.ckpt"
+            if last.is_file():
+                log.info("two_stage: %s resumes from %s", stage, last)
+                stage_overrides.append(f"ckpt_path={_quoted(last)}")
+            stage_metrics, objects = train_module.train(compose_stage(stage_overrides, folder))
+            train_module._finish_loggers()
+            trainer = objects["trainer"]
+            best = (
+                trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            )
+            done = {"best_checkpoint": best or str(last), "metrics": stage_metrics}
+            write_json_atomic(folder / DONE, done)
+        metrics.update({f"{stage}/{k}": v for k, v in done["metrics"].items()})
+        if stage == "forecast":
+            forecast_best = done["best_checkpoint"]
+
+    write_json_atomic(pipeline / STATE, {**state, "finished": True})
+    write_summary(pipeline, metrics)
+    return metrics, objects
+
+
+def compose_stage(overrides: list[str], run_dir: Path) -> DictConfig:
+    """conf/train.yaml with `overrides`, run in `run_dir` (inside a Hydra app: its config
+    search path; otherwise the package's conf/)."""
+    if GlobalHydra.instance().is_initialized():
+        cfg = compose(config_name="train.yaml", overrides=overrides)
+    else:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="train.yaml", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return cfg
+
+
+def _pipeline_folder(root: Path, overrides: list[str], resume: bool) -> Path:
+    """root itself when it already holds a pipeline (hydra.run.dir=<pipeline>), else the
+    newest unfinished pipeline beside it started with the same overrides, else root."""
+    if (root / STATE).is_file() or not resume:
+        return root
+    earlier = sorted(
+        (p for p in root.parent.glob(f"*/{STATE}") if p.parent != root),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for path in earlier:
+        state = _read_json(path) or {}
+        if state.get("overrides") == overrides:
+            if state.get("finished"):
+                return root  # the newest such pipeline finished: this is a new one
+            log.warning("two_stage: continuing the unfinished pipeline %s", path.parent)
+            return path.parent
+    return root
+
+
+def write_summary(pipeline: Path, metrics: dict[str, float]) -> dict[str, dict[str, float]]:
+    """The held-out test table of the refine stage (copy first frame | forecast | refined)
+    as summary.json and summary.md, printed too."""
+    table = {
+        row: {
+            column: metrics.get(f"refine/test/{prefix}{suffix}", float("nan"))
+            for column, prefix in SUMMARY_COLUMNS
+        }
+        for row, suffix in SUMMARY_ROWS
+    }
+    write_json_atomic(pipeline / "summary.json", table)
+    header = "| test (held-out subjects) | " + " | ".join(c for c, _ in SUMMARY_COLUMNS) + " |"
+    lines = [header, "|---" * (len(SUMMARY_COLUMNS) + 1) + "|"]
+    for row, values in table.items():
+        lines.append(f"| {row} | " + " | ".join(f"{v:.4g}" for v in values.values()) + " |")
+    write_text_atomic(pipeline / "summary.md", "\n".join(lines) + "\n")
+
+    shown = Table(title=f"two_stage test metrics ({pipeline})")
+    for column in ("metric", *(c for c, _ in SUMMARY_COLUMNS)):
+        shown.add_column(column, justify="right")
+    for row, values in table.items():
+        shown.add_row(row, *(f"{v:.4g}" for v in values.values()))
+    Console().print(shown)
+    return table
+
+
+def _quoted(value: Any) -> str:
+    """A path as a Hydra override value (quoted: paths may hold '=', ',' or spaces)."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
