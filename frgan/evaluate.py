@@ -32,6 +32,7 @@ from frgan.metrics.i3d import MIN_FRAMES
 from frgan.metrics.i3d_weights import WeightsUnavailable
 from frgan.models.checkpoints import find_checkpoint, load_model
 from frgan.utils.cli import report_user_errors
+from frgan.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "give the model to evaluate: ckpt=<checkpoint file or run folder of frgan.train>"
         )
     pl.seed_everything(cfg.seed, workers=True)
-    device = _device(cfg.get("device", "auto"))
+    device = resolve_device(cfg.get("device", "auto"))
     checkpoint = find_checkpoint(cfg.ckpt)
     model = load_model(checkpoint).to(device)
     model_size = getattr(model.hparams, "image_size", None)
@@ -278,20 +279,6 @@ def _positive_int(key: str, value: Any, least: int = 1) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < least:
         raise ConfigError(f"{key} must be an integer >= {least}, got {value!r}")
     return value
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ConfigError(
-            f"device={name!r} is not a torch device (auto, cpu, cuda, cuda:1)"
-        ) from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name} but CUDA is not available here; use device=auto or cpu")
-    return device
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate.yaml")

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from omegaconf import DictConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -28,6 +27,7 @@ from frgan.inference.faces import driver_take, source_face
 from frgan.inference.frames import read_driver, read_image
 from frgan.inference.model import load_trained_model
 from frgan.utils.cli import report_user_errors
+from frgan.utils.device import resolve_device
 from frgan.utils.files import write_json_atomic
 from frgan.utils.media import write_gif, write_image, write_mp4
 
@@ -49,7 +49,7 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
         if value is not None and (not isinstance(value, int) or value < least):
             raise ConfigError(f"{key} must be an integer >= {least}, got {value!r}")
     out_dir = Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir)
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
 
     trained = load_trained_model(cfg.ckpt, cfg.get("structure"))
     model = trained.model.to(device)
@@ -123,20 +123,6 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
     }
     write_json_atomic(out_dir / "generate.json", record, indent=2)
     return record
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ConfigError(
-            f"device={name!r} is not a device ({error}); use auto, cpu or cuda"
-        ) from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name} asked for, but no CUDA GPU is available; use device=cpu")
-    return device
 
 
 def _progress(enabled: bool) -> Progress:

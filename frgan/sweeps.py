@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from frgan.utils.cli import _user_error
+from frgan.utils.cli import USER_ERRORS, user_error_message
 from frgan.utils.files import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -111,13 +112,30 @@ def describe_error(exc: BaseException, limit: int = 300) -> str:
     An error re-raised from a spawned DDP process carries the child's traceback as its message:
     its last line (the child's exception) is the one shown.
     """
-    shown = _user_error(exc) or exc
-    message = str(shown)
+    message = user_error_message(exc)
+    if message is not None:
+        kind = next(
+            (
+                type(e).__name__
+                for e in _causes(exc)
+                if isinstance(e, USER_ERRORS) and not isinstance(e, InstantiationException)
+            ),
+            None,
+        )
+        text = " ".join(message.split())
+        return (f"{kind}: {text}" if kind else text)[:limit]
+    message = str(exc)
     if "Traceback (most recent call last)" in message:
         message = [line for line in message.splitlines() if line.strip()][-1]
         return " ".join(message.split())[:limit]
     text = " ".join(message.split()) or "(no message)"
-    return f"{type(shown).__name__}: {text}"[:limit]
+    return f"{type(exc).__name__}: {text}"[:limit]
+
+
+def _causes(exc: BaseException | None):
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__
 
 
 def _optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
@@ -194,7 +212,9 @@ def swept_keys(sweep_dir: str | Path) -> set[str] | None:
     for override in OverridesParser.create().parse_overrides(list(hydra_cfg.overrides.task)):
         (swept if override.is_sweep_override() else fixed).add(override.get_key_element())
     params = OmegaConf.select(hydra_cfg, "sweeper.params") or {}
-    return (swept | set(params)) - fixed
+    # a searched parameter fixed on the command line does not vary; a key swept there does,
+    # even when an earlier override of the command line gave it a single value
+    return swept | (set(params) - fixed)
 
 
 def rank(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from frgan.generate import run
 from frgan.inference.frames import natural_key, read_driver
+from frgan.utils.checkpoint_io import add_digest
 from frgan.utils.media import write_image, write_mp4
 
 REPO = Path(__file__).resolve().parents[1]
@@ -227,6 +228,7 @@ def _checkpoint_with_wrong_weights(trained_run: Path, path: Path) -> Path:
     )  # fmt: skip
     name = next(k for k in checkpoint["state_dict"] if k.endswith("weight"))
     checkpoint["state_dict"][name] = torch.zeros(3, 3)
+    add_digest(checkpoint)  # a whole file whose weights do not fit its model, not a damaged one
     torch.save(checkpoint, path)
     return path
 

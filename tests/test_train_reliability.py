@@ -25,7 +25,7 @@ from frgan.utils.checkpoint_io import (
     DamagedCheckpointError,
     state_dict_digest,
 )
-from frgan.utils.cli import _user_error, report_user_errors, run_hydra_app
+from frgan.utils.cli import reportuser_error_messages, run_hydra_app, user_error_message
 from frgan.utils.config_check import check_train_config
 from frgan.utils.files import is_temporary
 from frgan.utils.loggers import WANDB_ID_FILE, AppendingExperimentWriter
@@ -190,7 +190,7 @@ def test_full_disk_keeps_the_previous_last_ckpt_and_says_what_to_do(
 
 
 def test_checkpoint_write_error_is_one_line_and_exit_2(capsys):
-    @report_user_errors
+    @reportuser_error_messages
     def task():
         raise CheckpointWriteError(
             checkpoint_io.describe_write_failure(
@@ -265,7 +265,7 @@ def test_flipped_weight_bytes_are_refused_unless_forced(train_config, tmp_path):
 def test_config_mistakes_are_refused_naming_the_key(train_config, override, key):
     with pytest.raises(Exception) as caught:  # noqa: B017 — the message is what is checked
         train(train_config(override))
-    message = _user_error(caught.value)  # what the entry point prints
+    message = user_error_message(caught.value)  # what the entry point prints
     assert message is not None and key in message and "\n" not in message
 
 
@@ -328,7 +328,7 @@ def test_read_only_folder_is_one_line_naming_it(capsys):
     assert len(err) == 1 and "/ro/outputs/train" in err[0] and "paths.log_dir" in err[0]
 
 
-def test_user_error_of_a_spawned_ddp_process_is_recovered_from_its_traceback():
+def testuser_error_message_of_a_spawned_ddp_process_is_recovered_from_its_traceback():
     from torch.multiprocessing import ProcessRaisedException
 
     traceback_text = (
@@ -336,11 +336,13 @@ def test_user_error_of_a_spawned_ddp_process_is_recovered_from_its_traceback():
         '  File "x.py", line 1, in save\n'
         "frgan.utils.checkpoint_io.CheckpointWriteError: cannot write checkpoint /r/last.ckpt\n"
     )
-    assert _user_error(ProcessRaisedException(traceback_text, 0, 123)) == (
+    assert user_error_message(ProcessRaisedException(traceback_text, 0, 123)) == (
         "cannot write checkpoint /r/last.ckpt"
     )
     bug = traceback_text.replace("frgan.utils.checkpoint_io.CheckpointWriteError", "KeyError")
-    assert _user_error(ProcessRaisedException(bug, 0, 123)) is None, "a bug keeps its traceback"
+    assert user_error_message(ProcessRaisedException(bug, 0, 123)) is None, (
+        "a bug keeps its traceback"
+    )
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 EXIT_USER_ERROR = 2
 
 
-def _user_error(exc: BaseException) -> str | None:
+def user_error_message(exc: BaseException) -> str | None:
     """The message of the user-facing error behind `exc` (Hydra wraps errors raised while
     building objects; a spawned DDP process sends only its traceback's text)."""
     while exc is not None:
@@ -118,7 +118,7 @@ def report_user_errors(task: Callable) -> Callable:
         try:
             return task(*args, **kwargs)
         except Exception as exc:
-            user_error = _user_error(exc)
+            user_error = user_error_message(exc)
             if user_error is None or _debugging():
                 raise
             report(user_error)
