@@ -25,7 +25,7 @@ from frgan.utils.checkpoint_io import (
     DamagedCheckpointError,
     state_dict_digest,
 )
-from frgan.utils.cli import reportuser_error_messages, run_hydra_app, user_error_message
+from frgan.utils.cli import report_user_errors, run_hydra_app, user_error_message
 from frgan.utils.config_check import check_train_config
 from frgan.utils.files import is_temporary
 from frgan.utils.loggers import WANDB_ID_FILE, AppendingExperimentWriter
@@ -190,7 +190,7 @@ def test_full_disk_keeps_the_previous_last_ckpt_and_says_what_to_do(
 
 
 def test_checkpoint_write_error_is_one_line_and_exit_2(capsys):
-    @reportuser_error_messages
+    @report_user_errors
     def task():
         raise CheckpointWriteError(
             checkpoint_io.describe_write_failure(
@@ -328,7 +328,7 @@ def test_read_only_folder_is_one_line_naming_it(capsys):
     assert len(err) == 1 and "/ro/outputs/train" in err[0] and "paths.log_dir" in err[0]
 
 
-def testuser_error_message_of_a_spawned_ddp_process_is_recovered_from_its_traceback():
+def test_user_error_message_of_a_spawned_ddp_process_is_recovered_from_its_traceback():
     from torch.multiprocessing import ProcessRaisedException
 
     traceback_text = (
