@@ -102,7 +102,7 @@ def _as_floats(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, torch.Tensor))}
 
 
-def _finish_loggers() -> None:
+def finish_loggers() -> None:
     """Close the wandb run so the next job of a multirun starts a new one."""
     import wandb
 
@@ -130,7 +130,7 @@ def fit_and_report(cfg: DictConfig) -> dict[str, float]:
         log.warning("stopped by SIGTERM; resume with ckpt_path=last")
         raise SystemExit(128 + signal.SIGTERM) from None
     finally:
-        _finish_loggers()
+        finish_loggers()
     if "trainer" not in objects or objects["trainer"].is_global_zero:
         log.info("run folder: %s", Path(cfg.paths.output_dir).resolve())
         print(f"Run folder: {Path(cfg.paths.output_dir).resolve()}")

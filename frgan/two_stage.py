@@ -84,7 +84,7 @@ def run_two_stage(cfg: DictConfig, overrides: list[str]) -> tuple[dict[str, floa
                 log.info("two_stage: %s resumes from %s", stage, last)
                 stage_overrides.append(f"ckpt_path={_quoted(last)}")
             stage_metrics, objects = train_module.train(compose_stage(stage_overrides, folder))
-            train_module._finish_loggers()
+            train_module.finish_loggers()
             trainer = objects["trainer"]
             best = (
                 trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
