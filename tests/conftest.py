@@ -79,3 +79,29 @@ def train_config(tiny_data_dir, tmp_path):
         return compose_config("train.yaml", [*base, *overrides], run_dir=tmp_path / "run")
 
     return make
+
+
+def fit_quietly(model, root: Path, dataset, batch_size: int = 4, **trainer_options):
+    """Fit `model` on `dataset` (train and validation) with a quiet one-CPU trainer: 2 train
+    batches, 1 validation batch, no logger, checkpoints or bars; `trainer_options` override."""
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader
+
+    options = dict(
+        default_root_dir=root,
+        accelerator="cpu",
+        devices=1,
+        precision="32-true",
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer = pl.Trainer(**{**options, **trainer_options})
+    loader = DataLoader(dataset, batch_size=batch_size)
+    trainer.fit(model, loader, loader)
+    return trainer

@@ -4,7 +4,8 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from conftest import fit_quietly
+from torch.utils.data import Dataset
 
 from frgan.errors import ConfigError
 from frgan.models import Critic, ForecastGAN, Generator, architecture, blocks, supported_image_sizes
@@ -122,24 +123,9 @@ class RandomPairs(Dataset):
 
 def _fit(model: ForecastGAN, tmp_path, pairs=None, **trainer_options) -> pl.Trainer:
     """Fit on `pairs` (default RandomPairs) with a quiet CPU trainer; `trainer_options` override."""
-    options = dict(
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-        devices=1,
-        precision="32-true",
-        max_epochs=1,
-        limit_train_batches=2,
-        limit_val_batches=1,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+    return fit_quietly(
+        model, tmp_path, pairs if pairs is not None else RandomPairs(), **trainer_options
     )
-    trainer = pl.Trainer(**{**options, **trainer_options})
-    loader = DataLoader(pairs if pairs is not None else RandomPairs(), batch_size=4)
-    trainer.fit(model, loader, loader)
-    return trainer
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ import math
 import pytest
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from conftest import fit_quietly
+from torch.utils.data import Dataset
 
 from frgan.errors import ConfigError
 from frgan.models import ClipCritic, ForecastGAN, RefineGAN, RefineGenerator, load_model
@@ -60,24 +61,7 @@ class RandomClips(Dataset):
 
 
 def _fit(model: RefineGAN, root, clips=None, **options) -> pl.Trainer:
-    settings = dict(
-        default_root_dir=root,
-        accelerator="cpu",
-        devices=1,
-        precision="32-true",
-        max_epochs=1,
-        limit_train_batches=2,
-        limit_val_batches=1,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer = pl.Trainer(**{**settings, **options})
-    loader = DataLoader(clips if clips is not None else RandomClips(), batch_size=4)
-    trainer.fit(model, loader, loader)
-    return trainer
+    return fit_quietly(model, root, clips if clips is not None else RandomClips(), **options)
 
 
 @pytest.mark.parametrize("frames", [4, 5, 7])
