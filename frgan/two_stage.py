@@ -28,7 +28,7 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
@@ -111,6 +111,9 @@ def compose_stage(overrides: list[str], run_dir: Path) -> DictConfig:
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # like a run folder Hydra made: frgan.generate reads the stage's data config from it
+    (run_dir / ".hydra").mkdir(exist_ok=True)
+    write_text_atomic(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     return cfg
 
 

@@ -205,6 +205,8 @@ def test_two_stage_trains_both_and_continues_after_a_kill(tiny_data_dir, tmp_pat
     first = log_dir / "two_stage" / "runs" / "first"
     assert json.loads((first / "forecast" / "done.json").read_text())["metrics"]
     assert (first / "refine" / "checkpoints" / "last.ckpt").is_file()
+    # stage folders are run folders: frgan.generate reads the data config they trained on
+    assert (first / "forecast" / ".hydra" / "config.yaml").is_file()
     assert not (first / "refine" / "done.json").exists()
     saved = torch.load(first / "refine" / "checkpoints" / "last.ckpt", weights_only=False)
 
