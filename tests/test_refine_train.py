@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from pathlib import Path
@@ -13,7 +12,13 @@ import torch
 from conftest import TINY_DATA, TINY_RUN, compose_config
 from pytorch_lightning import Callback
 from pytorch_lightning.utilities.exceptions import SIGTERMException
-from test_train import REPO, RecordRestoredState, _assert_same_state, _cli, _wait_for
+from test_train import (
+    REPO,
+    RecordRestoredState,
+    _assert_same_state,
+    _cli,
+    kill_mid_run_then_resume,
+)
 
 import frgan.train as train_module
 from frgan.models import ForecastGAN
@@ -130,42 +135,14 @@ def test_missing_forecaster_is_one_line_and_exit_2(tiny_data_dir, tmp_path):
 )
 def test_killed_refine_run_resumes(tiny_data_dir, forecast_ckpt, tmp_path, sig):
     run_dir = tmp_path / "run"
-    env = {**os.environ, "WANDB_MODE": "offline"}
     often = ["test=false", "callbacks.periodic_checkpoint.every_n_train_steps=2"]
-    refine = _refine(forecast_ckpt, *often)
-    with open(tmp_path / "killed.log", "w") as log:
-        process = subprocess.Popen(
-            _cli(run_dir, tiny_data_dir, *refine, "trainer.max_epochs=40"),
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-    last = run_dir / "checkpoints" / "last.ckpt"
-    try:
-        _wait_for(last, process, timeout=300)
-        process.send_signal(sig)
-        process.wait(timeout=120)
-    finally:
-        process.kill()
-    assert process.returncode == (128 + signal.SIGTERM if sig == signal.SIGTERM else -sig)
-    saved = torch.load(last, map_location="cpu", weights_only=False)
-    assert saved["global_step"] > 0
-    finish = subprocess.run(
-        _cli(
-            run_dir,
-            tiny_data_dir,
-            *refine,
-            f"trainer.max_epochs={saved['epoch'] + 2}",
-            "ckpt_path=last",
-        ),
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    status, saved, finish = kill_mid_run_then_resume(
+        run_dir, tiny_data_dir, sig, _refine(forecast_ckpt, *often), timeout=300
     )
+    assert status == (128 + signal.SIGTERM if sig == signal.SIGTERM else -sig)
+    assert saved["global_step"] > 0
     assert finish.returncode == 0, finish.stderr[-3000:]
+    last = run_dir / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=False)["global_step"] > saved["global_step"]
 
 

@@ -106,17 +106,17 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120.0) -> 
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize(
-    "sig", [signal.SIGTERM, pytest.param(signal.SIGKILL, marks=pytest.mark.slow)]
-)
-def test_killed_run_resumes_and_finishes(tiny_data_dir, tmp_path, sig):
-    run_dir = tmp_path / "run"
+def kill_mid_run_then_resume(
+    run_dir: Path, data_dir: Path, sig: int, overrides: list[str], timeout: float = 120.0
+) -> tuple[int, dict, subprocess.CompletedProcess]:
+    """Train in a subprocess with `overrides` for many epochs, send `sig` once last.ckpt exists,
+    then rerun two epochs past the saved one with ckpt_path=last.
+
+    Returns the killed run's exit status, the checkpoint it left and the resumed run."""
     env = {**os.environ, "WANDB_MODE": "offline"}
-    # many short epochs, a checkpoint every 2 optimizer steps: the kill lands mid-run
-    frequent_checkpoints = ["test=false", "callbacks.periodic_checkpoint.every_n_train_steps=2"]
-    with open(tmp_path / "killed.log", "w") as log:
+    with open(run_dir.parent / "killed.log", "w") as log:
         process = subprocess.Popen(
-            _cli(run_dir, tiny_data_dir, *frequent_checkpoints, "trainer.max_epochs=40"),
+            _cli(run_dir, data_dir, *overrides, "trainer.max_epochs=40"),
             cwd=REPO,
             env=env,
             stdout=log,
@@ -124,28 +124,39 @@ def test_killed_run_resumes_and_finishes(tiny_data_dir, tmp_path, sig):
         )
     last = run_dir / "checkpoints" / "last.ckpt"
     try:
-        _wait_for(last, process)
+        _wait_for(last, process, timeout=timeout)
         process.send_signal(sig)
-        process.wait(timeout=60)
+        process.wait(timeout=timeout)
     finally:
         process.kill()
-    assert process.returncode == (
-        128 + signal.SIGTERM if sig == signal.SIGTERM else -signal.SIGKILL
-    )
     saved = torch.load(last, map_location="cpu", weights_only=False)
-    assert 0 < saved["global_step"] < 40 * 3 * 2, "last.ckpt was written mid-run"
-
     until = f"trainer.max_epochs={saved['epoch'] + 2}"
     finish = subprocess.run(
-        _cli(run_dir, tiny_data_dir, *frequent_checkpoints, until, "ckpt_path=last"),
+        _cli(run_dir, data_dir, *overrides, until, "ckpt_path=last"),
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=5 * timeout,
     )
+    return process.returncode, saved, finish
+
+
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, pytest.param(signal.SIGKILL, marks=pytest.mark.slow)]
+)
+def test_killed_run_resumes_and_finishes(tiny_data_dir, tmp_path, sig):
+    run_dir = tmp_path / "run"
+    # many short epochs, a checkpoint every 2 optimizer steps: the kill lands mid-run
+    frequent_checkpoints = ["test=false", "callbacks.periodic_checkpoint.every_n_train_steps=2"]
+    status, saved, finish = kill_mid_run_then_resume(
+        run_dir, tiny_data_dir, sig, frequent_checkpoints
+    )
+    assert status == (128 + signal.SIGTERM if sig == signal.SIGTERM else -signal.SIGKILL)
+    assert 0 < saved["global_step"] < 40 * 3 * 2, "last.ckpt was written mid-run"
     assert finish.returncode == 0, finish.stderr[-3000:]
     assert "Run folder:" in finish.stdout
+    last = run_dir / "checkpoints" / "last.ckpt"
     final = torch.load(last, map_location="cpu", weights_only=False)
     assert final["global_step"] > saved["global_step"]
     # the best, periodic and on-interrupt checkpoints all share one last.ckpt
