@@ -158,6 +158,62 @@ def test_n_critic_trains_the_generator_every_nth_batch(tmp_path):
     assert trainer.global_step == 3  # critic, critic + generator
 
 
+class PenaltyCalls(pl.Callback):
+    """Which training batches computed the gradient penalty (a double backward)."""
+
+    def __init__(self, model: ForecastGAN):
+        self.batches: list[int] = []
+        penalty = model.gradient_penalty
+
+        def counted(*args, **kwargs):
+            value = penalty(*args, **kwargs)
+            if value.requires_grad:
+                self.batches.append(model.trainer.fit_loop.total_batch_idx)
+            return value
+
+        model.gradient_penalty = counted
+
+
+def test_lazy_gradient_penalty_runs_every_kth_batch_weighted_k(tmp_path):
+    torch.manual_seed(0)
+    model = ForecastGAN(preset="tiny", image_size=SIZE, gp_every=3)
+    calls = PenaltyCalls(model)
+    _fit(model, tmp_path, max_epochs=4, callbacks=[calls])
+    assert calls.batches == [0, 3, 6]  # the count runs across epochs (2 batches each)
+    torch.manual_seed(1)
+    real, fake, structure = (torch.rand(2, 3, SIZE, SIZE) for _ in range(3))
+    torch.manual_seed(2)
+    lazy = model.gradient_penalty(real, fake, structure)  # outside fit: always computed
+    model.gp_every = 1
+    torch.manual_seed(2)
+    assert torch.allclose(lazy, 3 * model.gradient_penalty(real, fake, structure))
+
+
+def test_cosine_schedule_falls_to_the_final_fraction_and_resumes(tmp_path):
+    from frgan.models.gan import cosine_factor
+
+    assert cosine_factor(0, 10, 0.1) == 1.0 and cosine_factor(10, 10, 0.1) == pytest.approx(0.1)
+    assert cosine_factor(5, 10, 0.1) == pytest.approx(0.55)
+    model = ForecastGAN(preset="tiny", image_size=SIZE, lr=1e-3, lr_schedule="cosine")
+    trainer = _fit(model, tmp_path, limit_train_batches=2, max_epochs=2)
+    critic_opt, generator_opt = (o.optimizer for o in model.optimizers())
+    for optimizer in (critic_opt, generator_opt):  # 4 of 4 batches done
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.1)
+    assert trainer.callback_metrics["train/lr"] == pytest.approx(1e-3 * 0.1)
+    trainer.save_checkpoint(tmp_path / "mid.ckpt")
+    state = torch.load(tmp_path / "mid.ckpt", weights_only=False)
+    assert [s["last_epoch"] for s in state["lr_schedulers"]] == [4, 4]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("gp_every", 0), ("gp_every", 1.5), ("lr_schedule", "linear"), ("lr_final_fraction", 2.0)],
+)
+def test_bad_schedule_and_penalty_options_name_the_key(key, value):
+    with pytest.raises(ConfigError, match=f"model.{key}"):
+        ForecastGAN(preset="tiny", image_size=SIZE, **{key: value})
+
+
 def test_batches_must_have_the_contract_keys_and_size():
     model = ForecastGAN(preset="tiny", image_size=SIZE)
     with pytest.raises(ValueError, match=r"missing \['st'\]"):

@@ -1,5 +1,6 @@
 """Lightning callbacks of FRGAN."""
 
 from frgan.callbacks.samples import SampleMedia
+from frgan.callbacks.timing import RunTimer
 
-__all__ = ["SampleMedia"]
+__all__ = ["RunTimer", "SampleMedia"]

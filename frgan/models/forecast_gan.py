@@ -48,6 +48,9 @@ class ForecastGAN(GANModule):
         moving_threshold: float = metrics.DEFAULT_MOVING_THRESHOLD,
         monitor: str = "val/psnr_moving",
         monitor_mode: str = "max",
+        gp_every: int = 1,
+        lr_schedule: str = "constant",
+        lr_final_fraction: float = 0.1,
     ):
         """
         preset: width preset name ("paper", "small", "tiny") or a mapping
@@ -59,6 +62,9 @@ class ForecastGAN(GANModule):
         grad_clip: max gradient norm for both networks; null = off.
         moving_threshold: |xt − x0| above which a pixel belongs to the moving region.
         monitor, monitor_mode: the metric for checkpointing and sweeps (read by the configs).
+        gp_every: the gradient penalty on every k-th batch only, weighted k (lazy).
+        lr_schedule: "constant" or "cosine" (both networks' rates fall along a half cosine
+            to lr_final_fraction·lr over the fit).
         """
         super().__init__(
             lr=lr,
@@ -71,6 +77,9 @@ class ForecastGAN(GANModule):
             moving_threshold=moving_threshold,
             monitor=monitor,
             monitor_mode=monitor_mode,
+            gp_every=gp_every,
+            lr_schedule=lr_schedule,
+            lr_final_fraction=lr_final_fraction,
         )
         self.save_hyperparameters()
         arch = architecture(preset, image_size)

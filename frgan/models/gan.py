@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,6 +39,7 @@ from frgan.utils.checkpoint_io import DamagedCheckpointError, add_digest, check_
 log = logging.getLogger(__name__)
 
 GP_MODES = ("image_and_structure", "image")
+LR_SCHEDULES = ("constant", "cosine")
 # metrics whose gain over copying the first frame is logged as <stage>/<name>_gain
 GAIN_METRICS = ("psnr", "ssim", "psnr_moving", "ssim_moving")
 
@@ -80,9 +83,19 @@ class GANModule(pl.LightningModule):
         moving_threshold: float,
         monitor: str,
         monitor_mode: str,
+        gp_every: int = 1,
+        lr_schedule: str = "constant",
+        lr_final_fraction: float = 0.1,
     ):
         super().__init__()
         check_choice("model.gp_on", gp_on, GP_MODES)
+        check_choice("model.lr_schedule", lr_schedule, LR_SCHEDULES)
+        if not 0.0 <= lr_final_fraction <= 1.0:
+            raise ConfigError(
+                f"model.lr_final_fraction must be in [0, 1], got {lr_final_fraction!r}"
+            )
+        if not (isinstance(gp_every, int) and not isinstance(gp_every, bool) and gp_every >= 1):
+            raise ConfigError(f"model.gp_every must be an integer >= 1, got {gp_every!r}")
         check_choice("model.monitor_mode", monitor_mode, ("min", "max"))
         if not (isinstance(n_critic, int) and not isinstance(n_critic, bool) and n_critic >= 1):
             raise ConfigError(f"model.n_critic must be an integer >= 1, got {n_critic!r}")
@@ -100,6 +113,11 @@ class GANModule(pl.LightningModule):
             raise ConfigError(f"model.gp_weight must be >= 0, got {gp_weight!r}")
         self.automatic_optimization = False
         self.monitor = monitor
+        self.gp_every, self.lr_schedule, self.lr_final_fraction = (
+            gp_every,
+            lr_schedule,
+            lr_final_fraction,
+        )
         self.generator_ema: nn.Module | None = None
         self.verify_checkpoints = True  # check the weights' digest when loading a checkpoint
         # per-sample means over an epoch; NaN (samples where the metric is undefined) is skipped
@@ -166,7 +184,21 @@ class GANModule(pl.LightningModule):
         betas = tuple(hp.betas)
         critic_opt = torch.optim.Adam(self.critic.parameters(), lr=hp.lr, betas=betas)
         generator_opt = torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas)
-        return critic_opt, generator_opt
+        if self.lr_schedule == "constant":
+            return critic_opt, generator_opt
+        # stepped once per optimizer step: the critic steps every batch, the generator every
+        # n_critic-th batch
+        batches = max(int(self.trainer.estimated_stepping_batches), 1)
+        schedules = [
+            torch.optim.lr_scheduler.LambdaLR(
+                optimizer, partial(cosine_factor, steps=steps, final=self.lr_final_fraction)
+            )
+            for optimizer, steps in (
+                (critic_opt, batches),
+                (generator_opt, max(batches // hp.n_critic, 1)),
+            )
+        ]
+        return [critic_opt, generator_opt], schedules
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         inputs = self.generator_inputs(batch)
@@ -183,6 +215,9 @@ class GANModule(pl.LightningModule):
             self.manual_backward(d_loss)
             critic_opt.step()
         self.log_dict({"train/d_loss": d_loss, **_prefixed("train/", logs)})
+        schedules = self.lr_schedulers() if self.lr_schedule != "constant" else None
+        if schedules:
+            schedules[0].step()
 
         if not generator_turn:
             return
@@ -191,6 +226,9 @@ class GANModule(pl.LightningModule):
             generator_opt.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             generator_opt.step()
+        if schedules:
+            schedules[1].step()
+            self.log("train/lr", schedules[1].get_last_lr()[0])
         shown = logs.pop(self.progress_metric, None)
         self.log_dict({"train/g_loss": g_loss, **_prefixed("train/", logs)})
         if shown is not None:
@@ -210,10 +248,16 @@ class GANModule(pl.LightningModule):
         """mean((‖∇ D(x̃, s)‖ − 1)²) on random interpolates x̃ of real and fake samples
         (images [B,3,H,W] or clips [B,T,3,H,W]).
 
+        Lazy with model.gp_every = k > 1: computed on every k-th training batch only and
+        multiplied by k, so its average weight is unchanged (StyleGAN2's lazy
+        regularization); 0 on the other batches, which skip the double backward.
+
         "image_and_structure" (the release) takes the norm over the image and the structure
         inputs, "image" over the image only. Runs in fp32 with autocast off. `weights` [B]
         weigh the samples of the mean (default: all 1).
         """
+        if not self._penalty_due():
+            return real.new_zeros(())
         with torch.autocast(device_type=real.device.type, enabled=False):
             alpha_shape = (real.shape[0],) + (1,) * (real.ndim - 1)
             alpha = torch.rand(alpha_shape, device=real.device)
@@ -226,7 +270,14 @@ class GANModule(pl.LightningModule):
             grads = torch.autograd.grad(scores.sum(), differentiable, create_graph=True)
             norm = torch.cat([g.flatten(1) for g in grads], dim=1).norm(dim=1)
             penalty = (norm - 1).square()
-            return penalty.mean() if weights is None else weighted_mean(penalty, weights.float())
+            mean = penalty.mean() if weights is None else weighted_mean(penalty, weights.float())
+            return mean * self.gp_every
+
+    def _penalty_due(self) -> bool:
+        """Whether this training batch computes the gradient penalty (always outside fit)."""
+        if self.gp_every == 1 or self._trainer is None or not self.trainer.training:
+            return True
+        return self.trainer.fit_loop.total_batch_idx % self.gp_every == 0
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # Lightning calls this after unscaling the gradients (16-mixed), so clip here
@@ -326,6 +377,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def describe_identity(identity: Mapping[str, Any]) -> str:
     details = ", ".join(f"{k}={v!r}" for k, v in identity.items() if k != "class")
     return f"{identity.get('class')}({details})"
+
+
+def cosine_factor(step: int, steps: int, final: float) -> float:
+    """Learning-rate factor: 1 at step 0, falling along a half cosine to `final` at `steps`."""
+    progress = min(step / steps, 1.0)
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def retargeted_flags(batch: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor:
