@@ -16,11 +16,11 @@ $(STAMP): pyproject.toml constraints.txt constraints-cuda.txt setup.py
 	@test -x $(PY) || { python=$$(sh scripts/pick_python.sh "$(PYTHON)") && "$$python" -m venv $(VENV); }
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt "setuptools>=77" wheel cython numpy
-	# PyPI's torch brings NVIDIA's libraries (pinned in constraints-cuda.txt); a torch with a build
-	# label (+cpu, +cu128, ...) already in .venv is kept with its own
-	@if $(PY) -c 'import sys, torch; sys.exit("+" not in torch.__version__)' 2>/dev/null; then \
+	# PyPI's torch (+cu130) brings NVIDIA's libraries, pinned in constraints-cuda.txt; another
+	# build installed beforehand (+cpu, +cu128, ...) is kept with its own
+	@if $(PY) -c 'import sys, torch; sys.exit((torch.version.cuda or "").startswith("13."))' 2>/dev/null; then \
 		echo "note: keeping torch $$($(PY) -c 'import torch; print(torch.__version__)') from $(VENV)"; cuda=; \
-	else echo "note: installing torch 2.13.0 and the rest (where pip takes PyPI's CUDA build: about 4 GB)"; \
+	else echo "note: installing torch 2.13.0 and the rest (PyPI's CUDA build where pip takes it: .venv grows to about 6 GB)"; \
 		cuda="-c constraints-cuda.txt"; fi; \
 	set -x; $(PIP) install -q -c constraints.txt $$cuda --no-build-isolation -e ".[dev,faces,tensorboard,sweep,slurm]"
 	# MediaPipe's declared pins fight wandb's protobuf: install the wheel alone, then what it needs
