@@ -18,10 +18,13 @@ $(STAMP): pyproject.toml constraints.txt constraints-cuda.txt setup.py
 	$(PIP) install -q -c constraints.txt "setuptools>=77" wheel cython numpy
 	# PyPI's torch (+cu130) brings NVIDIA's libraries, pinned in constraints-cuda.txt; another
 	# build installed beforehand (+cpu, +cu128, ...) is kept with its own
-	@if $(PY) -c 'import sys, torch; sys.exit((torch.version.cuda or "").startswith("13."))' 2>/dev/null; then \
-		echo "note: keeping torch $$($(PY) -c 'import torch; print(torch.__version__)') from $(VENV)"; cuda=; \
-	else echo "note: installing torch 2.13.0 and the rest (PyPI's CUDA build where pip takes it: .venv grows to about 6 GB)"; \
-		cuda="-c constraints-cuda.txt"; fi; \
+	@torch=$$($(PY) -c 'import torch; print(torch.__version__, torch.version.cuda)' 2>/dev/null); \
+	case "$$torch" in \
+	"") echo "note: installing torch 2.13.0 (PyPI's CUDA build where pip takes it: .venv grows to about 6 GB)"; \
+		cuda="-c constraints-cuda.txt";; \
+	*" 13."*) echo "note: keeping torch $${torch%% *} from $(VENV)"; cuda="-c constraints-cuda.txt";; \
+	*) echo "note: keeping torch $${torch%% *} from $(VENV) with its own NVIDIA libraries (if any)"; cuda=;; \
+	esac; \
 	set -x; $(PIP) install -q -c constraints.txt $$cuda --no-build-isolation -e ".[dev,faces,tensorboard,sweep,slurm]"
 	# MediaPipe's declared pins fight wandb's protobuf: install the wheel alone, then what it needs
 	@if $(PY) -c 'import sys; sys.exit(sys.version_info >= (3, 13))'; then \
