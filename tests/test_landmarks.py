@@ -101,9 +101,13 @@ def warped_astronaut_take():
         moved[lower_lip_and_chin] += [0.0, 2.0 * step]
         moved[17:27] += [0.0, -1.0 * step]
         moved += [1.5 * step, 1.0 * step]
-        output_to_input = PiecewiseAffineTransform.from_estimate(
-            np.vstack([moved, border]), np.vstack([found, border])
-        )
+        if hasattr(PiecewiseAffineTransform, "from_estimate"):  # scikit-image >= 0.26
+            output_to_input = PiecewiseAffineTransform.from_estimate(
+                np.vstack([moved, border]), np.vstack([found, border])
+            )
+        else:  # 0.25, the newest release for Python 3.10
+            output_to_input = PiecewiseAffineTransform()
+            output_to_input.estimate(np.vstack([moved, border]), np.vstack([found, border]))
         frames.append(warp(photo, output_to_input, preserve_range=True).astype(np.uint8))
         truth.append(moved)
     frames.append(np.full_like(photo, 128))  # no face
