@@ -166,7 +166,7 @@ def _fvd_metrics(
         shared = _SharedFVD(settings, device)
     except WeightsUnavailable as error:
         log.warning("FVD skipped: %s", error)
-        Console(stderr=True).print(f"[bold yellow]FVD skipped[/]: {error}")
+        Console(stderr=True, soft_wrap=True).print(f"[bold yellow]FVD skipped[/]: {error}")
         return None, {"status": "skipped", "reason": str(error)}
     return shared, {
         "status": "computed",

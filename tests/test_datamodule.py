@@ -233,7 +233,8 @@ def test_ddp_ranks_get_distinct_parts(prepared):
     assert len(results[0]["stream"]) == len(results[1]["stream"])  # same number of steps per rank
 
 
-def test_synthetic_set_generated_and_prepared_on_first_use(tmp_path, capsys):
+def test_synthetic_set_generated_and_prepared_on_first_use(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "40")  # a narrow log: messages must not break inside a path
     synth = {
         "subjects": 4,
         "takes_per_expression": 1,
@@ -246,11 +247,8 @@ def test_synthetic_set_generated_and_prepared_on_first_use(tmp_path, capsys):
     datamodule = build_datamodule(tmp_path, config="prepare", **options)
     datamodule.prepare_data()
     messages = capsys.readouterr().err
-    assert (
-        "no synthetic raw set" in messages
-        and "generating it" in messages
-        and "preparing shards" in messages
-    )
+    assert f"no synthetic raw set in {tmp_path / 'raw'}: generating it" in messages
+    assert "preparing shards" in messages
     card = json.loads((tmp_path / "raw" / "dataset_card.json").read_text())
     assert card
 

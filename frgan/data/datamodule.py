@@ -214,7 +214,7 @@ class FRGANDataModule(LightningDataModule):
             )
         if self.raw_dir is None:
             raise ValueError(f"No data.raw_dir to prepare {self.shard_dir} from.")
-        console = Console(stderr=True)
+        console = Console(stderr=True, soft_wrap=True)
         if self.name == "synthetic" and not (Path(self.raw_dir) / "dataset_card.json").is_file():
             from frgan.synthetic import generate_dataset
 

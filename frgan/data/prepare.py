@@ -401,7 +401,7 @@ def prepare_dataset(
     console: Console | None = None,
 ) -> dict:
     """Prepare every take of `raw_dir` into shards under `shard_dir`; returns the manifest."""
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, soft_wrap=True)
     shard_dir = Path(shard_dir)
     if shard_dir.exists() and not shard_dir.is_dir():
         raise NotADirectoryError(
