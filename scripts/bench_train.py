@@ -4,6 +4,12 @@ generator), and for the refine stage clips/s and the share of the step spent for
     python scripts/bench_train.py                                  # paper + small, fp32 + bf16, CPU
     python scripts/bench_train.py --presets paper --steps 3 --accelerator gpu --peak-tflops 989
     python scripts/bench_train.py --stages refine --presets small --clip-length 8
+    python scripts/bench_train.py --stages forecast run --presets small --precisions 32-true
+
+The `run` stage trains the real default command (`python -m frgan.train`, synthetic data,
+callbacks, validation, checkpoints, logging) for --run-batches batches and reads the run's
+timing.json (frgan/callbacks/timing.py): batches/s including everything, beside the pure
+step above, so the gap between the two stays visible. Extra overrides: --run-overrides.
 
 Runs the real `ForecastGAN.training_step` through a Lightning Trainer on random batches,
 times each step after `--warmup` untimed ones (the fastest is reported: the least disturbed
@@ -18,8 +24,11 @@ JSON records the load average and the process CPU time per step beside wall time
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -247,6 +256,55 @@ def bench_refine(preset: str, precision: str, args: argparse.Namespace, folder: 
     }
 
 
+def bench_run(args: argparse.Namespace, folder: Path) -> dict:
+    """The real default training command for --run-batches batches and one validation."""
+    command = [
+        sys.executable,
+        "-m",
+        "frgan.train",
+        "trainer.max_epochs=1",
+        f"trainer.limit_train_batches={args.run_batches}",
+        "test=false",
+        "logger=csv",
+        f"hydra.run.dir={folder}",
+        *args.run_overrides,
+    ]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the real run failed ({' '.join(command)}):\n{done.stderr[-2000:]}")
+    timing = json.loads((folder / "timing.json").read_text())
+    return {
+        "stage": "run",
+        "command": command[1:],
+        "process_s": time.perf_counter() - start,
+        **timing,
+    }
+
+
+def print_run_table(console: Console, run: dict, steps: list[dict]) -> None:
+    table = Table(title=f"The real run ({' '.join(run['command'][2:])})")
+    for column in ("batches", "fit s", "batches/s", "steps", "data", "validation", "other"):
+        table.add_column(column, justify="right")
+    share = run["share"]
+    table.add_row(
+        str(run["batches"]),
+        f"{run['fit_s']:.0f}",
+        f"{run['batches_per_s']:.3f}",
+        *(f"{share[name]:.0%}" for name in ("steps", "data", "validation", "other")),
+    )
+    console.print(table)
+    step_rate = run["step_batches_per_s"]
+    console.print(f"inside the run, the training step alone: {step_rate:.3f} batches/s")
+    for r in steps:
+        if (r["preset"], r["precision"]) == ("small", "32-true"):
+            pure = 1 / (sum(r["step_s"]) / len(r["step_s"]))  # the mean, as the run sees it
+            console.print(
+                f"pure step ({r['preset']}, batch {r['batch_size']}, mean of {r['steps']}): "
+                f"{pure:.3f} batches/s; the real run reaches {run['batches_per_s'] / pure:.0%} of it"
+            )
+
+
 def print_refine_table(console: Console, results: list[dict], args) -> None:
     table = Table(
         title=f"RefineGAN training step, {args.clip_length} frames at {args.image_size} px "
@@ -309,6 +367,10 @@ def main() -> None:
         action="store_true",
         help="ablation: run every conv literally as the paper writes it (no kernel folding)",
     )
+    parser.add_argument("--run-batches", type=int, default=100, help="run: training batches")
+    parser.add_argument(
+        "--run-overrides", nargs="*", default=[], help="run: extra overrides of frgan.train"
+    )
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/train.json"))
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 1 or args.batch_size < 1:
@@ -368,6 +430,12 @@ def main() -> None:
         )
     if results:
         console.print(table)
+    run_result = None
+    if "run" in args.stages:
+        console.print(f"[bold]real run[/] {args.run_batches} batches ...")
+        with tempfile.TemporaryDirectory() as folder:
+            run_result = bench_run(args, Path(folder))
+        print_run_table(console, run_result, results)
     if refine_results:
         print_refine_table(console, refine_results, args)
     load_after = os.getloadavg()
@@ -390,6 +458,7 @@ def main() -> None:
         "reference": REFERENCE,
         "results": results,
         "refine_results": refine_results,
+        "run": run_result,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out, report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -35,6 +36,12 @@ def test_fit_and_test_write_checkpoints_logs_and_metrics(train_config, tmp_path)
         assert name in metrics, f"{name} missing from {sorted(metrics)}"
     assert any(k.startswith("test/") for k in metrics), "the best checkpoint was tested"
     assert objects["trainer"].current_epoch == 2
+    # where the time went (frgan.callbacks.RunTimer): every batch counted, shares add up
+    timing = json.loads((run / "timing.json").read_text())
+    assert timing["batches"] == 2 * 3
+    assert set(timing["share"]) == {"steps", "data", "validation", "other"}
+    assert sum(timing["share"].values()) == pytest.approx(1.0)
+    assert timing["seconds"]["steps"] > 0 and timing["seconds"]["validation"] > 0
 
 
 class RecordRestoredState(Callback):
