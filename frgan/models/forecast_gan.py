@@ -19,7 +19,7 @@ from torch import nn
 
 from frgan import metrics
 from frgan.models.critic import Critic
-from frgan.models.gan import GANModule, retargeted_flags, weighted_mean
+from frgan.models.gan import GANModule, retargeted_flags, structure_identity, weighted_mean
 from frgan.models.generator import Forecast, Generator
 from frgan.models.init import init_weights
 from frgan.models.presets import architecture
@@ -48,6 +48,7 @@ class ForecastGAN(GANModule):
         moving_threshold: float = metrics.DEFAULT_MOVING_THRESHOLD,
         monitor: str = "val/psnr_moving",
         monitor_mode: str = "max",
+        structure_mesh: str = "face68",
     ):
         """
         preset: width preset name ("paper", "small", "tiny") or a mapping
@@ -59,6 +60,7 @@ class ForecastGAN(GANModule):
         grad_clip: max gradient norm for both networks; null = off.
         moving_threshold: |xt − x0| above which a pixel belongs to the moving region.
         monitor, monitor_mode: the metric for checkpointing and sweeps (read by the configs).
+        structure_mesh: the data's structure mesh (data.structure_mesh), part of the identity.
         """
         super().__init__(
             lr=lr,
@@ -192,6 +194,7 @@ class ForecastGAN(GANModule):
             "preset": dict(preset) if isinstance(preset, Mapping) else preset,
             "image_size": self.hparams.image_size,
             "ema": self.hparams.ema_decay is not None,
+            **structure_identity(self.hparams),
         }
 
 
