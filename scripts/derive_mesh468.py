@@ -33,6 +33,12 @@ from frgan.utils.files import write_bytes_atomic
 from frgan.utils.media import write_image
 
 NUM_POINTS = 468
+# MediaPipe points on the lips and lids, by the side of the mouth or eye slit they belong to:
+# on the closed mouth both lips meet, so each point must stay on its own lip's skin.
+UPPER_LIP = [191, 80, 81, 82, 13, 312, 311, 310, 415, 185, 40, 39, 37, 0, 267, 269, 270, 409]
+LOWER_LIP = [95, 88, 178, 87, 14, 317, 402, 318, 324, 146, 91, 181, 84, 17, 314, 405, 321, 375]
+UPPER_LIDS = [246, 161, 160, 159, 158, 157, 173, 466, 388, 387, 386, 385, 384, 398]
+LOWER_LIDS = [7, 163, 144, 145, 153, 154, 155, 249, 390, 373, 374, 380, 381, 382]
 RENDER_SIZE = 512
 SUBJECTS = 8
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,9 +202,22 @@ def back_project(points2d: np.ndarray, posed: np.ndarray) -> tuple[np.ndarray, n
     skin = np.all(head.part[head.faces] == SKIN, axis=1)
     skin_faces = np.nonzero(skin)[0]
     corners = posed[head.faces[skin_faces]]  # [F,3,3]
+    mouth_side = head.mouth_side[head.faces[skin_faces]]
+    eye_side = head.eye_side[head.faces[skin_faces]]
+    allowed_by_side = {}
+    for ids, sides, wanted in (
+        (UPPER_LIP, mouth_side, -1),
+        (LOWER_LIP, mouth_side, 1),
+        (UPPER_LIDS, eye_side, -1),
+        (LOWER_LIDS, eye_side, 1),
+    ):
+        for index in ids:
+            allowed_by_side[index] = np.all(sides == wanted, axis=1)
     triangle_ids, weights = [], []
-    for point in points2d:
+    for index, point in enumerate(points2d):
         bary = barycentric(point, corners[:, :, :2])
+        allowed = allowed_by_side.get(index, np.ones(len(bary), bool))
+        bary = np.where(allowed[:, None], bary, -1.0)
         inside = np.all(bary >= -1e-9, axis=1)
         if inside.any():
             depth = np.einsum("fk,fk->f", bary[inside], corners[inside, :, 2])
@@ -207,7 +226,9 @@ def back_project(points2d: np.ndarray, posed: np.ndarray) -> tuple[np.ndarray, n
         else:  # in an eye slit: the nearest front skin triangle, clamped onto it
             centres = corners.mean(1)
             front = centres[:, 2] < np.median(centres[:, 2])
-            distance = np.where(front, np.linalg.norm(centres[:, :2] - point, axis=1), np.inf)
+            distance = np.where(
+                front & allowed, np.linalg.norm(centres[:, :2] - point, axis=1), np.inf
+            )
             pick = int(np.argmin(distance))
             chosen = np.clip(bary[pick], 0, None)
             chosen /= chosen.sum()

@@ -56,7 +56,7 @@ def one_euro(
     landmarks: np.ndarray,
     *,
     min_cutoff: float = 0.05,
-    beta: float = 0.2,
+    beta: float = 0.05,
     derivative_cutoff: float = 0.2,
 ) -> np.ndarray:
     """One Euro filtering along time of landmarks [T, P, D] (cutoffs in cycles per frame)."""

@@ -93,8 +93,9 @@ def check_source(mesh_name: str, source: str) -> None:
     if source in mesh.sources:
         return
     able = [name for name, m in STRUCTURE_MESHES.items() if source in m.sources]
+    counts = " or ".join(str(STRUCTURE_MESHES[name].num_points) for name in able)
     raise ConfigError(
-        f"data.prepare.landmarks={source} gives {', '.join(able) or 'no'} points only, but "
+        f"data.prepare.landmarks={source} gives {counts or 'no'} points only, but "
         f"data.structure_mesh={mesh_name} needs {mesh.num_points}; use "
         f"data.prepare.landmarks={' or '.join(s for s in mesh.sources)} with {mesh_name}, or "
         f"data.structure_mesh={able[0] if able else 'face68'}"
