@@ -139,3 +139,26 @@ def test_bad_smoothing_settings_are_clear_errors():
         smoother("savgol", beta=1.0)
     with pytest.raises(ValueError, match="odd window"):
         PrepareSettings(landmark_smoothing="savgol", landmark_smoothing_options={"window": 4})
+
+
+def test_generate_never_picks_face_alignment_for_a_mesh468_model(tmp_path):
+    from frgan.inference.faces import choose_landmark_source
+
+    assert choose_landmark_source("auto", tmp_path, "mesh468") == "mediapipe"
+    assert choose_landmark_source("mediapipe", tmp_path, "mesh468") == "mediapipe"
+    with pytest.raises(ConfigError, match="needs 468"):
+        choose_landmark_source("face_alignment", tmp_path, "mesh468")
+
+
+def test_mediapipe_gives_468_points_on_the_synthetic_ground_truth():
+    pytest.importorskip("mediapipe", reason="MediaPipe is not installed (no wheel for this Python)")
+    from frgan.data.landmarks import build_landmark_source
+    from frgan.inference.faces import quiet_native_output
+    from frgan.synthetic.take_video import render_take
+
+    take = render_take(0, 2, "happiness", 0, image_size=128, min_frames=6, max_frames=6)
+    with quiet_native_output():
+        found = build_landmark_source("mediapipe", structure_mesh="mesh468")(take.images)
+    assert found.shape == (6, 468, 3) and np.isfinite(found).all()
+    distance = np.linalg.norm(found[..., :2] - take.landmarks_468[..., :2], axis=-1)
+    assert np.median(distance) < 2.0  # pixels of the 128 px frame
