@@ -79,12 +79,11 @@ def test_synthetic_ground_truth_in_468_points_follows_the_68(tiny_data_dir):
     assert np.abs(opening468 - opening68).max() < 0.5
 
 
-def test_mesh468_shards_from_ground_truth_train_and_refuse_face68(tiny_data_dir, tmp_path):
-    from frgan.train import train
+SMOOTHED_MESH468 = [*MESH468, "data.prepare.landmark_smoothing=savgol"]
 
-    smoothed = [*MESH468, "data.prepare.landmark_smoothing=savgol"]
-    cfg = data_config(tiny_data_dir, *smoothed)
-    datamodule = hydra.utils.instantiate(cfg.data)
+
+def test_mesh468_shards_from_ground_truth_render_and_refuse_face68(tiny_data_dir):
+    datamodule = hydra.utils.instantiate(data_config(tiny_data_dir, *SMOOTHED_MESH468).data)
     datamodule.prepare_data()
     manifest = load_manifest(datamodule.shard_dir)
     assert manifest["structure_mesh"] == "mesh468" and manifest["landmark_points"] == 468
@@ -97,18 +96,32 @@ def test_mesh468_shards_from_ground_truth_train_and_refuse_face68(tiny_data_dir,
     with pytest.raises(DataError, match="another data.shard_dir"):
         hydra.utils.instantiate(wrong.data).prepare_data()
 
+
+def test_the_mesh_is_part_of_a_checkpoints_identity_only_beyond_face68():
+    from frgan.models.gan import structure_identity
+
+    assert structure_identity({"structure_mesh": "face68"}) == {}
+    assert structure_identity({}) == {}  # checkpoints from before meshes keep their identity
+    assert structure_identity({"structure_mesh": "mesh468"}) == {
+        "structure_mesh": "mesh468",
+        "landmark_points": 468,
+    }
+
+
+@pytest.mark.slow
+def test_a_mesh468_checkpoint_is_refused_by_a_face68_config(tiny_data_dir, tmp_path):
     from conftest import TINY_RUN
 
-    overrides = [f"paths.data_dir={tiny_data_dir}", *TINY_DATA, *TINY_RUN, *smoothed]
-    run = compose_config("train.yaml", [*overrides, "test=false"], run_dir=tmp_path / "run")
+    from frgan.train import train
+
+    base = [f"paths.data_dir={tiny_data_dir}", *TINY_DATA, *TINY_RUN]
+    run = compose_config(
+        "train.yaml", [*base, *SMOOTHED_MESH468, "test=false"], run_dir=tmp_path / "run"
+    )
     _, objects = train(run)
     assert objects["model"].identity()["landmark_points"] == 468
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    face68 = compose_config(
-        "train.yaml",
-        [f"paths.data_dir={tiny_data_dir}", *TINY_DATA, *TINY_RUN, f"ckpt_path={last}"],
-        run_dir=tmp_path / "other",
-    )
+    face68 = compose_config("train.yaml", [*base, f"ckpt_path={last}"], run_dir=tmp_path / "other")
     with pytest.raises(ValueError, match="structure_mesh='mesh468'"):
         train(face68)
 
