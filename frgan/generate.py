@@ -55,9 +55,12 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
     model = trained.model.to(device)
     size = trained.image_size
     source_path = Path(cfg.source)
-    face = source_face(read_image(source_path, "source image"), source_path, size, cfg.landmarks)
+    mesh = trained.structure_mesh
+    face = source_face(
+        read_image(source_path, "source image"), source_path, size, cfg.landmarks, mesh=mesh
+    )
     driver_frames = read_driver(cfg.driver, cfg.get("max_frames"))
-    driver = driver_take(driver_frames, size, str(cfg.driver), cfg.landmarks)
+    driver = driver_take(driver_frames, size, str(cfg.driver), cfg.landmarks, mesh=mesh)
     frames = len(driver.frames)
     print(
         f"Model: {trained.checkpoint} ({type(model).__name__}, {size} px, {trained.structure} maps)"
@@ -76,7 +79,7 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
         )
 
     started = time.perf_counter()
-    maps = structure_maps(face, driver, StructureRenderer(trained.structure, size))
+    maps = structure_maps(face, driver, StructureRenderer(trained.structure, size, mesh=mesh))
     x0 = to_image_tensor(face.image)[None]
     with _progress(cfg.progress) as progress:
         task = progress.add_task("generating", total=frames)
@@ -107,6 +110,7 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
         "model": type(model).__name__,
         "image_size": size,
         "structure": trained.structure,
+        "structure_mesh": mesh,
         "trained_on": trained.data_name,
         "source": str(source_path),
         "source_landmarks": face.landmark_source,

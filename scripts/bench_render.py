@@ -1,8 +1,8 @@
 """Benchmark the structure renderer: normal maps per second on one core.
 
 Cases: (a) a procedural dense face-shaped mesh the size of the original 3DMM (53,215
-vertices, 105,840 triangles) filling about 40% of the image, (b) the 68-landmark mesh,
-(c) one call rendering a 32-frame clip. Prints a table and writes JSON.
+vertices, 105,840 triangles) filling about 40% of the image, (b) the 68-landmark mesh, (c) the 468-point MediaPipe mesh (data.structure_mesh=mesh468),
+(d) one call rendering a 32-frame clip. Prints a table and writes JSON.
 
     python scripts/bench_render.py [--out outputs/bench/render.json] [--repeats 30]
 
@@ -21,12 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from frgan.render import FACE68_TRIANGLES, mean_face68, normal_map, normal_maps
+from frgan.render.mesh468 import MESH468_TRIANGLES, mean_mesh468
 from frgan.utils.files import write_json_atomic
 
 DENSE_VERTICES, DENSE_TRIANGLES = 53_215, 105_840
 REFERENCE_MS = {64: 40.3, 128: 66.7}  # the original release's renderer, same machines
 TARGET_DENSE_MS_64 = 2.0
 TARGET_FACE68_MAPS_PER_S_64 = 5_000
+TARGET_MESH468_MAPS_PER_S_64 = 5_000
 CLIP_FRAMES = 32
 
 
@@ -116,6 +118,9 @@ def benchmark_cases() -> list[tuple[str, int, int, bool, object]]:
     for size in (64, 128):
         render = partial(normal_map, mean_face68(size, size), FACE68_TRIANGLES, size, size)
         cases.append(("68 landmarks", size, 1, False, render))
+    for size in (64, 128):
+        render = partial(normal_map, mean_mesh468(size, size), MESH468_TRIANGLES, size, size)
+        cases.append(("468 landmarks", size, 1, False, render))
     vertices, faces = dense_face_mesh(64)
     dense_clip = turning_clip(vertices, CLIP_FRAMES)
     face68_clip = turning_clip(mean_face68(64, 64), CLIP_FRAMES)
@@ -125,6 +130,9 @@ def benchmark_cases() -> list[tuple[str, int, int, bool, object]]:
     )
     render = partial(normal_maps, face68_clip, FACE68_TRIANGLES, 64, 64)
     cases.append((f"68 landmarks, {name}", 64, CLIP_FRAMES, False, render))
+    mesh468_clip = turning_clip(mean_mesh468(64, 64), CLIP_FRAMES)
+    render = partial(normal_maps, mesh468_clip, MESH468_TRIANGLES, 64, 64)
+    cases.append((f"468 landmarks, {name}", 64, CLIP_FRAMES, False, render))
     return cases
 
 
@@ -166,7 +174,9 @@ def print_table(results: list[dict]) -> None:
 def check_targets(results: list[dict]) -> dict:
     dense = next(r for r in results if r["case"] == "dense 3DMM-size" and r["size"] == 64)
     face68 = next(r for r in results if r["case"] == "68 landmarks" and r["size"] == 64)
+    mesh468 = next(r for r in results if r["case"] == "468 landmarks" and r["size"] == 64)
     return {
+        "mesh468_64px_maps_per_s>=5000": mesh468["maps_per_s"] >= TARGET_MESH468_MAPS_PER_S_64,
         "dense_64px_ms_per_map<=2": dense["ms_per_map_median"] <= TARGET_DENSE_MS_64,
         "face68_64px_maps_per_s>=5000": face68["maps_per_s"] >= TARGET_FACE68_MAPS_PER_S_64,
     }

@@ -1,5 +1,8 @@
 """Square face crops from 68 landmarks, as in the paper, and landmarks carried into the crop.
 
+468-point landmarks (mesh468) are boxed by their 68-point subset, so a face is cropped the same
+way whichever structure mesh it is prepared with.
+
 A box is (cx, cy, side) in image pixels (pixel (i, j) has its centre at x=j+0.5, y=i+0.5).
 The paper's box, from the landmarks' bounding box with half-side r = max(width, height) / 2:
 the region of interest is a square of side sqrt(2) * 2r and the output crop is 0.95 of it,
@@ -17,6 +20,7 @@ import cv2
 import numpy as np
 
 from frgan.data.errors import NoFaceFound
+from frgan.data.topology import mesh_of
 
 ROI_FACTOR = math.sqrt(2.0)
 CROP_FACTOR = 0.95
@@ -25,8 +29,9 @@ CROP_FACTOR = 0.95
 def face_box(
     landmarks: np.ndarray, *, roi_factor: float = ROI_FACTOR, crop_factor: float = CROP_FACTOR
 ) -> np.ndarray:
-    """The paper's crop box (cx, cy, side) float64 [3] of one face's landmarks [68, 2 or 3]."""
-    points = np.asarray(landmarks, dtype=np.float64)[:, :2]
+    """The paper's crop box (cx, cy, side) float64 [3] of one face's landmarks [68 or 468, 2|3]."""
+    points = np.asarray(landmarks, dtype=np.float64)
+    points = mesh_of(points).face68(points)[:, :2]
     if not np.isfinite(points).all():
         raise NoFaceFound(
             "cannot place a crop box: the landmarks contain NaN (no face was found in that frame)"
@@ -42,7 +47,7 @@ def face_box(
 def crop_boxes(
     landmarks: np.ndarray, *, follow: bool = False, smoothing_window: int = 9
 ) -> np.ndarray:
-    """One crop box per frame, [T, 3] (cx, cy, side), from a take's landmarks [T, 68, 3].
+    """One crop box per frame, [T, 3] (cx, cy, side), from a take's landmarks [T, 68|468, 3].
 
     follow=False: every frame gets the box of the first frame (the paper); that frame must
     have a face. follow=True: each frame's own box, with frames without a face filled from
@@ -52,7 +57,7 @@ def crop_boxes(
     landmarks = np.asarray(landmarks, dtype=np.float64)
     if landmarks.ndim != 3 or landmarks.shape[0] == 0:
         raise ValueError(
-            f"landmarks must be [T, 68, 2 or 3] with T >= 1, got shape {landmarks.shape}"
+            f"landmarks must be [T, 68 or 468, 2 or 3] with T >= 1, got shape {landmarks.shape}"
         )
     if not follow:
         try:
@@ -137,7 +142,7 @@ def crop_frames(
 
 
 def landmarks_to_crop(landmarks: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
-    """Landmarks [T, 68, 3] in image pixels -> the same points in the [size, size] crops.
+    """Landmarks [T, P, 3] in image pixels -> the same points in the [size, size] crops.
 
     x, y are shifted to the box corner and scaled by size / side; z is scaled by the same
     factor (not shifted: depth has no image origin). NaN rows stay NaN.

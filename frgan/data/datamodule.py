@@ -36,6 +36,8 @@ from frgan.data.shards import (
     verify_shards,
 )
 from frgan.data.structure import StructureRenderer
+from frgan.data.topology import check_source
+from frgan.data.topology import structure_mesh as structure_mesh_named
 from frgan.utils.files import reporting_unwritable
 
 STAGES = ("forecast", "refine")
@@ -138,6 +140,7 @@ class FRGANDataModule(LightningDataModule):
         mode: str = "auto",
         memory_limit_gb: float = 8.0,
         structure: str = "normal",
+        structure_mesh: str = "face68",
         retarget_prob: float = 0.0,
         shuffle_buffer: int = 2000,
         verify_checksums: bool = True,
@@ -174,7 +177,9 @@ class FRGANDataModule(LightningDataModule):
         self.tolerate_short_shards = bool(tolerate_short_shards)
         self.seed = int(seed)
         self.prepare_options, self.synth_options = _plain(prepare), _plain(synth)
-        self.render = StructureRenderer(structure, self.image_size)
+        self.structure_mesh = structure_mesh_named(structure_mesh).name
+        check_source(self.structure_mesh, self.prepare_options.get("landmarks", "ground_truth"))
+        self.render = StructureRenderer(structure, self.image_size, mesh=self.structure_mesh)
         self.structure_channels = StructureRenderer.channels
         self.manifest: dict | None = None
         self.resolved_mode: str | None = None
@@ -187,7 +192,9 @@ class FRGANDataModule(LightningDataModule):
         if options.get("expressions"):
             options["expressions"] = tuple(options["expressions"])
         try:
-            return PrepareSettings(image_size=self.image_size, **options)
+            return PrepareSettings(
+                image_size=self.image_size, structure_mesh=self.structure_mesh, **options
+            )
         except TypeError as error:
             known = sorted(PrepareSettings.__dataclass_fields__) + list(RUN_OPTIONS)
             raise ValueError(
@@ -287,6 +294,16 @@ class FRGANDataModule(LightningDataModule):
                 raise DataError(
                     f"Shards in {self.shard_dir} are {self.manifest['image_size']} px but data.image_size is "
                     f"{self.image_size}; point data.shard_dir at the {self.image_size} px shards."
+                )
+            prepared_mesh = self.manifest.get("structure_mesh", "face68")
+            if prepared_mesh != self.structure_mesh:
+                raise DataError(
+                    f"Shards in {self.shard_dir} hold {prepared_mesh} landmarks "
+                    f"({self.manifest.get('landmark_points', 68)} points) but "
+                    f"data.structure_mesh={self.structure_mesh}; prepare the {self.structure_mesh} "
+                    "shards into another data.shard_dir (the default shard_dir differs per mesh: "
+                    "leave it unset) with python -m frgan.prepare "
+                    f"data.structure_mesh={self.structure_mesh}"
                 )
             if self.verify_checksums and not is_remote(self.shard_dir):
                 verify_shards(self.shard_dir, self.manifest["shards"])

@@ -37,7 +37,9 @@ from frgan.data.shards import (
     sha256_of,
     write_shard,
 )
+from frgan.data.smoothing import SMOOTHING_METHODS, smoother
 from frgan.data.splits import SPLIT_NAMES, make_split
+from frgan.data.topology import check_source, structure_mesh
 from frgan.utils.files import (
     UNWRITABLE,
     UnwritableError,
@@ -80,6 +82,11 @@ class PrepareSettings:
     image_format: str = "jpg"
     jpeg_quality: int = 95
     max_repaired_fraction: float = 0.25
+    structure_mesh: str = "face68"  # data.structure_mesh: face68 | mesh468 (frgan/data/topology.py)
+    landmark_smoothing: str = (
+        "none"  # none | one_euro | savgol, over each take (frgan/data/smoothing.py)
+    )
+    landmark_smoothing_options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Check the settings up front: a bad value is one config error, not every take skipped."""
@@ -89,6 +96,7 @@ class PrepareSettings:
             "crop_border": ("edge", "black"),
             "split_method": ("fractions", "paper"),
             "image_format": ("jpg", "png"),
+            "landmark_smoothing": SMOOTHING_METHODS,
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -105,12 +113,29 @@ class PrepareSettings:
             raise ValueError(
                 f"data.prepare.max_repaired_fraction must be in [0, 1), got {self.max_repaired_fraction}"
             )
+        check_source(self.structure_mesh, self.landmarks)
+        smoother(
+            self.landmark_smoothing, **self.landmark_smoothing_options
+        )  # bad options: error now
 
     def as_dict(self) -> dict:
-        return json.loads(json.dumps(self.__dict__, default=list))
+        """The settings as JSON values; the mesh and smoothing keys only when not at their
+        defaults, so shards prepared before they existed keep their digest."""
+        values = json.loads(json.dumps(self.__dict__, default=list))
+        for key, default in DEFAULTS_LEFT_OUT.items():
+            if values.get(key) == default:
+                del values[key]
+        return values
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+DEFAULTS_LEFT_OUT = {
+    "structure_mesh": "face68",
+    "landmark_smoothing": "none",
+    "landmark_smoothing_options": {},
+}
 
 
 @dataclass
@@ -183,9 +208,16 @@ class TakeProcessor:
     def source(self):
         if self._source is None:
             self._source = build_landmark_source(
-                self.settings.landmarks, **self.settings.landmark_options
+                self.settings.landmarks,
+                structure_mesh=self.settings.structure_mesh,
+                **self.settings.landmark_options,
             )
         return self._source
+
+    @property
+    def smooth(self):
+        settings = self.settings
+        return smoother(settings.landmark_smoothing, **settings.landmark_smoothing_options)
 
     def __call__(self, take: Take) -> TakeResult:
         try:
@@ -228,6 +260,7 @@ class TakeProcessor:
             )
         keep = np.flatnonzero(has_face)
         numbers, frames, landmarks = [numbers[i] for i in keep], frames[keep], landmarks[keep]
+        landmarks = self.smooth(landmarks)
 
         # Frames missing, unreadable, of another size or without a face inside the take are
         # filled with the previous good frame (keeps the timing); at its ends they are dropped.
@@ -382,6 +415,13 @@ def check_same_settings(manifest: dict, settings: PrepareSettings, shard_dir: st
     changed = sorted(
         key for key in set(stored) | set(current) if stored.get(key) != current.get(key)
     )
+    meshes = (stored.get("structure_mesh", "face68"), current.get("structure_mesh", "face68"))
+    if meshes[0] != meshes[1]:
+        raise DataError(
+            f"{shard_dir} holds {meshes[0]} landmarks ({structure_mesh(meshes[0]).num_points} "
+            f"points) but data.structure_mesh={meshes[1]}; prepare the {meshes[1]} shards into "
+            "another data.shard_dir (the default shard_dir differs per mesh: leave it unset)"
+        )
     if changed:
         raise DataError(
             f"{shard_dir} holds shards prepared with other settings ({', '.join(changed)} differ). "
@@ -585,6 +625,8 @@ def _assemble_manifest(
         "schema_version": SCHEMA_VERSION,
         "dataset": dataset,
         "image_size": settings.image_size,
+        "structure_mesh": settings.structure_mesh,
+        "landmark_points": structure_mesh(settings.structure_mesh).num_points,
         "raw_dir": str(layout.root),
         "prepare_config": settings.as_dict(),
         "config_digest": digest,

@@ -1,6 +1,6 @@
 """Expression retargeting between faces given as landmark sets (pure NumPy).
 
-A driver take [T, 68, 3] is split into pose and expression: each frame is aligned to the
+A driver take [T, P, 3] (P = 68 or 468 points, see frgan/data/topology.py) is split into pose and expression: each frame is aligned to the
 driver's first frame by a similarity transform (rotation, uniform scale, translation)
 estimated on points that expressions barely move (ANCHORS), and its expression is the
 displacement of the aligned frame from the first frame. The displacement is carried to the
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# Points that expressions hardly move: the upper jaw line (0-2, 14-16), the nose (27-35) and
-# the eye corners (36, 39, 42, 45). Brows, lids, mouth and chin are left out on purpose.
-ANCHORS = np.array([0, 1, 2, 14, 15, 16, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45])
+from frgan.data.topology import FACE68_ANCHORS, mesh_of
+
+ANCHORS = FACE68_ANCHORS  # the 68-point anchors; `None` below picks the landmarks' mesh's own
 
 
 def similarity_transform(
@@ -63,13 +63,14 @@ def align(source: np.ndarray, target: np.ndarray, anchors: np.ndarray | None = N
     return apply_similarity(source, *similarity_transform(source[picked], target[picked]))
 
 
-def expression_displacement(driver: np.ndarray, anchors: np.ndarray = ANCHORS) -> np.ndarray:
+def expression_displacement(driver: np.ndarray, anchors: np.ndarray | None = None) -> np.ndarray:
     """Displacement [T, N, D] of each driver frame, aligned to the first frame, from the first frame.
 
     Expressed in the first frame's coordinates; frame 0's displacement is zero. Frames with NaN
-    give NaN.
+    give NaN. anchors=None: those of the landmarks' mesh (68 or 468 points).
     """
     driver = _check_take(driver, "driver")
+    anchors = mesh_of(driver).anchors if anchors is None else anchors
     return _split_pose_and_expression(driver, anchors)[1]
 
 
@@ -77,7 +78,7 @@ def retarget(
     driver: np.ndarray,
     target_neutral: np.ndarray,
     *,
-    anchors: np.ndarray = ANCHORS,
+    anchors: np.ndarray | None = None,
     transfer_head_motion: bool = False,
 ) -> np.ndarray:
     """Drive `target_neutral` [N, D] with the expression of `driver` [T, N, D] -> float32 [T, N, D].
@@ -88,8 +89,10 @@ def retarget(
     transfer_head_motion=True also applies the driver's head motion relative to its first frame
     (then a face driven by its own take reproduces the take exactly). The driver's own size,
     position and orientation do not matter. Frames where the driver has NaN are NaN.
+    anchors=None: those of the landmarks' mesh (68 or 468 points).
     """
     driver = _check_take(driver, "driver")
+    anchors = mesh_of(driver).anchors if anchors is None else anchors
     target_neutral = np.asarray(target_neutral, dtype=np.float64)
     if target_neutral.shape != driver.shape[1:] or not np.isfinite(target_neutral).all():
         raise ValueError(

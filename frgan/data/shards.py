@@ -2,7 +2,7 @@
 
 One tar sample per take, all members sharing the take's key:
   <key>.NNNN.jpg (or .png)  the cropped frames, in order
-  <key>.landmarks.npy       float32 [T,68,3] in crop pixel coordinates
+  <key>.landmarks.npy       float32 [T,P,3] in crop pixel coordinates (P = manifest landmark_points: 68 or 468)
   <key>.json                metadata (subject, expression, source frame numbers, repairs)
 The manifest (manifest.json beside the shards) holds the schema version, the preparation
 config, per-shard sha256 and counts, the subject split and every skipped take with its reason.
@@ -50,7 +50,7 @@ class TakeSample:
 
     key: str
     frames: np.ndarray  # uint8 [T,H,W,3] RGB
-    landmarks: np.ndarray  # float32 [T,68,3]
+    landmarks: np.ndarray  # float32 [T,P,3], P = 68 or 468 (data.structure_mesh)
     meta: dict
 
 

@@ -1,4 +1,7 @@
-"""Structure maps rendered from 68 landmarks with the project's renderer.
+"""Structure maps rendered from landmarks with the project's renderer.
+
+The landmarks' mesh (data.structure_mesh: face68 or mesh468, frgan/data/topology.py) gives the
+triangles, the frontal template and the anchor points.
 
 Kinds (data.structure):
 - normal: normal map whose normals are taken in model space, i.e. from the landmarks with the
@@ -14,29 +17,31 @@ from __future__ import annotations
 import numpy as np
 from einops import rearrange, repeat
 
-from frgan.data.retarget import ANCHORS
-from frgan.render import FACE68_MEAN, FACE68_TRIANGLES, normal_maps, rasterize
+from frgan.data.topology import FACE68_ANCHORS, structure_mesh
+from frgan.render import normal_maps, rasterize
 
 STRUCTURE_KINDS = ("normal", "normal_camera", "depth")
 
 
-def remove_head_rotation(landmarks: np.ndarray, template: np.ndarray) -> np.ndarray:
-    """Each frame [N,68,3] rotated so that its stable points best match the frontal template.
+def remove_head_rotation(
+    landmarks: np.ndarray, template: np.ndarray, anchors: np.ndarray = FACE68_ANCHORS
+) -> np.ndarray:
+    """Each frame [N,P,3] rotated so that its stable points (anchors) best match the template.
 
     The rotation of retarget.similarity_transform (Umeyama), batched over frames: one
     stacked SVD instead of a Python loop keeps this well under the rendering time.
     """
-    source = landmarks[:, ANCHORS] - landmarks[:, ANCHORS].mean(axis=1, keepdims=True)
-    target = template[ANCHORS] - template[ANCHORS].mean(axis=0)
+    source = landmarks[:, anchors] - landmarks[:, anchors].mean(axis=1, keepdims=True)
+    target = template[anchors] - template[anchors].mean(axis=0)
     u, _, vt = np.linalg.svd(np.einsum("ki,nkj->nij", target, source))
     u[:, :, -1] *= np.sign(np.linalg.det(u) * np.linalg.det(vt))[:, None]  # no reflections
     rotation = u @ vt
     return np.einsum("nkj,nij->nki", landmarks, rotation).astype(np.float32)
 
 
-def depth_maps(landmarks: np.ndarray, size: int) -> np.ndarray:
+def depth_maps(landmarks: np.ndarray, size: int, triangles: np.ndarray) -> np.ndarray:
     """[N,H,W] depth of the face scaled per frame to [-1, 1], nearer is larger; background 0."""
-    _, _, depth = rasterize(landmarks, FACE68_TRIANGLES, size, size)
+    _, _, depth = rasterize(landmarks, triangles, size, size)
     covered = np.isfinite(depth)
     near = np.where(covered, depth, np.inf).min(axis=(1, 2), keepdims=True)
     far = np.where(covered, depth, -np.inf).max(axis=(1, 2), keepdims=True)
@@ -45,33 +50,46 @@ def depth_maps(landmarks: np.ndarray, size: int) -> np.ndarray:
 
 
 class StructureRenderer:
-    """Callable: landmarks [N,68,3] in crop pixels -> structure maps float32 [N,3,size,size].
+    """Callable: landmarks [N,P,3] in crop pixels -> structure maps float32 [N,3,size,size].
 
-    `template`: the frontal face [68,3] that model-space normals are aligned to (default the
-    renderer's mean face)."""
+    `mesh`: face68 (P=68) or mesh468 (P=468). `template`: the frontal face [P,3] that
+    model-space normals are aligned to (default the mesh's mean face)."""
 
     def __init__(
-        self, kind: str = "normal", image_size: int = 64, template: np.ndarray | None = None
+        self,
+        kind: str = "normal",
+        image_size: int = 64,
+        template: np.ndarray | None = None,
+        mesh: str = "face68",
     ):
         if kind not in STRUCTURE_KINDS:
             raise ValueError(f"Unknown structure '{kind}'; choose one of {STRUCTURE_KINDS}.")
         self.kind, self.image_size = kind, int(image_size)
+        self.mesh = structure_mesh(mesh)
         self.template = template
 
     channels = 3
 
     def __call__(self, landmarks: np.ndarray) -> np.ndarray:
         landmarks = np.ascontiguousarray(landmarks, dtype=np.float32)
-        size = self.image_size
+        if landmarks.ndim != 3 or landmarks.shape[1:] != (self.mesh.num_points, 3):
+            raise ValueError(
+                f"the {self.mesh.name} structure renderer needs landmarks "
+                f"[N, {self.mesh.num_points}, 3], got {landmarks.shape}; data.structure_mesh must "
+                "match the landmarks in the shards (prepare them again with this mesh)"
+            )
+        size, triangles = self.image_size, self.mesh.triangles
         if self.kind == "depth":
             return np.ascontiguousarray(
-                repeat(depth_maps(landmarks, size), "n h w -> n c h w", c=3)
+                repeat(depth_maps(landmarks, size, triangles), "n h w -> n c h w", c=3)
             )
         normal_vertices = None
         if self.kind == "normal":
-            normal_vertices = remove_head_rotation(landmarks, self._frontal_template())
-        maps = normal_maps(landmarks, FACE68_TRIANGLES, size, size, normal_vertices=normal_vertices)
+            normal_vertices = remove_head_rotation(
+                landmarks, self._frontal_template(), self.mesh.anchors
+            )
+        maps = normal_maps(landmarks, triangles, size, size, normal_vertices=normal_vertices)
         return np.ascontiguousarray(rearrange(maps, "n h w c -> n c h w"))
 
     def _frontal_template(self) -> np.ndarray:
-        return FACE68_MEAN if self.template is None else self.template
+        return self.mesh.mean if self.template is None else self.template

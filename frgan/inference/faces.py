@@ -3,7 +3,7 @@ makes them (frgan.data.crop: the paper's box from the first frame, resized to th
 
 Landmark source "auto": a take's ground_truth.npz when the image or frame folder has one (the
 synthetic set), else face-alignment's 3D model when its weights are in place, else MediaPipe
-(offline, from its wheel).
+(offline, from its wheel). A mesh468 model needs 468 points: face-alignment is never chosen.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from frgan.data.crop import crop_boxes, crop_frames, landmarks_to_crop
 from frgan.data.errors import LandmarkSourceUnavailable, NoFaceFound
 from frgan.data.landmarks import SOURCE_NAMES, build_landmark_source
 from frgan.data.landmarks.ground_truth import GROUND_TRUTH_FILE
+from frgan.data.topology import check_source
 from frgan.inference.frames import DriverFrames
 
 LANDMARK_CHOICES = ("auto", *SOURCE_NAMES)
@@ -30,7 +31,7 @@ LANDMARK_CHOICES = ("auto", *SOURCE_NAMES)
 
 @dataclass
 class Face:
-    """A face cropped for the model: crop uint8 [S,S,3] and its landmarks [68,3] in crop pixels."""
+    """A face cropped for the model: crop uint8 [S,S,3] and its landmarks [P,3] in crop pixels."""
 
     image: np.ndarray
     landmarks: np.ndarray
@@ -39,7 +40,7 @@ class Face:
 
 @dataclass
 class DriverTake:
-    """A driver cropped by its first-frame box: frames uint8 [T,S,S,3], landmarks [T,68,3]."""
+    """A driver cropped by its first-frame box: frames uint8 [T,S,S,3], landmarks [T,P,3]."""
 
     frames: np.ndarray
     landmarks: np.ndarray
@@ -58,7 +59,7 @@ def face_alignment_ready() -> bool:
     return True
 
 
-def choose_landmark_source(name: str, folder: Path | None) -> str:
+def choose_landmark_source(name: str, folder: Path | None, mesh: str = "face68") -> str:
     """The landmark source to use: `name`, or for "auto" ground truth when `folder` (where the
     frames come from, None for a video) holds ground_truth.npz, else face-alignment when its
     weights are present, else MediaPipe."""
@@ -67,9 +68,12 @@ def choose_landmark_source(name: str, folder: Path | None) -> str:
             f"landmarks={name!r} is unknown; choose one of {', '.join(LANDMARK_CHOICES)}"
         )
     if name != "auto":
+        check_source(mesh, name)
         return name
     if folder is not None and (folder / GROUND_TRUTH_FILE).is_file():
         return "ground_truth"
+    if mesh != "face68":
+        return "mediapipe"
     return "face_alignment" if face_alignment_ready() else "mediapipe"
 
 
@@ -93,21 +97,26 @@ def quiet_native_output(enabled: bool = True) -> Iterator[None]:
 
 
 def find_landmarks(name: str, frames: np.ndarray, folder, frame_ids, **options) -> np.ndarray:
-    """Landmarks [T,68,3] of `frames` from the source called `name` (NaN rows: no face)."""
+    """Landmarks [T,P,3] of `frames` from the source called `name` (NaN rows: no face)."""
     with quiet_native_output(name == "mediapipe"):
         return build_landmark_source(name, **options)(frames, folder, frame_ids=frame_ids)
 
 
-def source_face(image: np.ndarray, path: Path, size: int, landmarks: str = "auto") -> Face:
-    """The face of a source photo [H,W,3] cropped to [size, size] with its 68 3D landmarks."""
+def source_face(
+    image: np.ndarray, path: Path, size: int, landmarks: str = "auto", mesh: str = "face68"
+) -> Face:
+    """The face of a source photo [H,W,3] cropped to [size, size] with its 3D landmarks
+    (68, or 468 for mesh="mesh468")."""
     frame_number = _frame_number(path)
-    name = choose_landmark_source(landmarks, path.parent if frame_number is not None else None)
+    folder = path.parent if frame_number is not None else None
+    name = choose_landmark_source(landmarks, folder, mesh)
     if name == "ground_truth" and frame_number is None:
         raise ValueError(
             f"landmarks=ground_truth needs the source to be a frame of a take (img_NNNN.jpg "
             f"beside ground_truth.npz), got {path}; use landmarks=auto for a photo"
         )
     options = {"static_image_mode": True} if name == "mediapipe" else {}
+    options["structure_mesh"] = mesh
     frame_ids = None if frame_number is None else [frame_number]
     found = find_landmarks(name, image[None], path.parent, frame_ids, **options)
     if not np.isfinite(found).all():
@@ -120,17 +129,19 @@ def source_face(image: np.ndarray, path: Path, size: int, landmarks: str = "auto
     return Face(crop, landmarks_to_crop(found, boxes, size)[0], name)
 
 
-def driver_take(driver: DriverFrames, size: int, what: str, landmarks: str = "auto") -> DriverTake:
+def driver_take(
+    driver: DriverFrames, size: int, what: str, landmarks: str = "auto", mesh: str = "face68"
+) -> DriverTake:
     """The driver's landmarks per frame and its frames cropped by the box of its first frame
     with a face; frames without a face keep the landmarks of the frame before."""
     folder = driver.folder if driver.frame_ids is not None else None
-    name = choose_landmark_source(landmarks, folder)
+    name = choose_landmark_source(landmarks, folder, mesh)
     if name == "ground_truth" and folder is None:
         raise ValueError(
             f"landmarks=ground_truth needs the driver to be a take folder with ground_truth.npz "
             f"and numbered frames, got {what}; use landmarks=auto"
         )
-    found = find_landmarks(name, driver.frames, folder, driver.frame_ids)
+    found = find_landmarks(name, driver.frames, folder, driver.frame_ids, structure_mesh=mesh)
     has_face = np.isfinite(found).all(axis=(1, 2))
     if not has_face.any():
         raise NoFaceFound(

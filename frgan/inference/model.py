@@ -28,6 +28,9 @@ class TrainedModel:
     checkpoint: Path
     image_size: int
     structure: str  # the structure-map kind to render (data.structure of the training run)
+    structure_mesh: (
+        str  # the landmarks' mesh it was trained on (from its identity): face68 | mesh468
+    )
     data_name: str | None  # the training data set's name (data.name), None when unknown
 
 
@@ -80,5 +83,6 @@ def load_trained_model(path: str | Path, structure: str | None = None) -> Traine
         checkpoint=checkpoint,
         image_size=int(model.hparams.image_size),
         structure=structure or trained_with,
+        structure_mesh=model.identity().get("structure_mesh", "face68"),
         data_name=data_name,
     )

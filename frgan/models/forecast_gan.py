@@ -19,7 +19,7 @@ from torch import nn
 
 from frgan import metrics
 from frgan.models.critic import Critic
-from frgan.models.gan import GANModule, retargeted_flags, weighted_mean
+from frgan.models.gan import GANModule, retargeted_flags, structure_identity, weighted_mean
 from frgan.models.generator import Forecast, Generator
 from frgan.models.init import init_weights
 from frgan.models.presets import architecture
@@ -51,6 +51,7 @@ class ForecastGAN(GANModule):
         gp_every: int = 1,
         lr_schedule: str = "constant",
         lr_final_fraction: float = 0.1,
+        structure_mesh: str = "face68",
     ):
         """
         preset: width preset name ("paper", "small", "tiny") or a mapping
@@ -65,6 +66,7 @@ class ForecastGAN(GANModule):
         gp_every: the gradient penalty on every k-th batch only, weighted k (lazy).
         lr_schedule: "constant" or "cosine" (both networks' rates fall along a half cosine
             to lr_final_fraction·lr over the fit).
+        structure_mesh: the data's structure mesh (data.structure_mesh), part of the identity.
         """
         super().__init__(
             lr=lr,
@@ -201,6 +203,7 @@ class ForecastGAN(GANModule):
             "preset": dict(preset) if isinstance(preset, Mapping) else preset,
             "image_size": self.hparams.image_size,
             "ema": self.hparams.ema_decay is not None,
+            **structure_identity(self.hparams),
         }
 
 

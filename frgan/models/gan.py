@@ -374,6 +374,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from error
 
 
+def structure_identity(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """The structure mesh a model was trained on, for its identity: nothing for face68 (so
+    checkpoints written before meshes existed keep their identity), else the mesh and its
+    landmark count."""
+    mesh = hparams.get("structure_mesh", "face68")
+    if mesh == "face68":
+        return {}
+    from frgan.data.topology import structure_mesh
+
+    return {"structure_mesh": mesh, "landmark_points": structure_mesh(mesh).num_points}
+
+
 def describe_identity(identity: Mapping[str, Any]) -> str:
     details = ", ".join(f"{k}={v!r}" for k, v in identity.items() if k != "class")
     return f"{identity.get('class')}({details})"

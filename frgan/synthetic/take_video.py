@@ -22,6 +22,7 @@ from frgan.synthetic.appearance import (
 from frgan.synthetic.compose import project, render_frames
 from frgan.synthetic.expressions import EXPRESSIONS, action_unit_basis, articulate
 from frgan.synthetic.head import IDENTITY_NAMES, HeadModel, build_head
+from frgan.synthetic.mesh468_truth import MESH468_HEAD_TRIANGLES, MESH468_HEAD_WEIGHTS
 from frgan.synthetic.takes import sample_take_dynamics
 
 MESH_DENSITY = 1.0
@@ -40,6 +41,7 @@ class Subject:
 class Take:
     images: np.ndarray  # uint8 [T,S,S,3]
     landmarks: np.ndarray  # float32 [T,68,3] image pixels + depth
+    landmarks_468: np.ndarray  # float32 [T,468,3] the same in MediaPipe's 468-point topology
     identity: np.ndarray  # float32 [K_id]
     action_units: np.ndarray  # float32 [T,K_au]
     pose: np.ndarray  # float32 [T,6]
@@ -65,6 +67,13 @@ def make_subject(seed: int, subject: int) -> Subject:
     rest = head.shape(identity) + hair_displacement(head, appearance)
     texture, labels = skin_texture(head, appearance)
     return Subject(identity, appearance, rest, texture, labels)
+
+
+def mesh468_points(head: HeadModel, posed: np.ndarray) -> np.ndarray:
+    """MediaPipe's 468 points [T,468,3] on posed head meshes [T,N,3]: each a fixed barycentric
+    point of a skin triangle (found once by scripts/derive_mesh468.py), so it moves with the skin."""
+    corners = posed[:, head.faces[MESH468_HEAD_TRIANGLES]]  # [T,468,3 corners,3]
+    return np.einsum("pk,tpkd->tpd", MESH468_HEAD_WEIGHTS, corners).astype(np.float32)
 
 
 def take_rng(seed: int, subject: int, expression: str, take: int) -> np.random.Generator:
@@ -111,6 +120,7 @@ def render_take(
     return Take(
         images=images,
         landmarks=posed[:, head.landmark_ids].astype(np.float32),
+        landmarks_468=mesh468_points(head, posed),
         identity=person.identity.astype(np.float32),
         action_units=dynamics.action_units.astype(np.float32),
         pose=dynamics.pose.astype(np.float32),

@@ -37,7 +37,7 @@ from frgan.synthetic.take_video import head_and_basis, render_take
 from frgan.synthetic.takes import POSE_NAMES
 from frgan.utils.files import write_json_atomic
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"  # 1.1: landmarks_468 in ground_truth.npz
 CARD_NAME = "dataset_card.json"
 IN_PROGRESS_NAME = ".synth_in_progress.json"
 GROUND_TRUTH_NAME = "ground_truth.npz"
@@ -145,6 +145,7 @@ def write_take(root: Path, config: SynthConfig, subject: int, expression: str, t
         (staging / f"img_{index:04d}.jpg").write_bytes(encoded.tobytes())
     arrays = dict(
         landmarks=result.landmarks,
+        landmarks_468=result.landmarks_468,
         identity=result.identity,
         identity_names=np.array(IDENTITY_NAMES),
         expression=result.action_units,
@@ -243,6 +244,7 @@ def dataset_card(root: Path, config: SynthConfig, frames: int) -> dict:
         "layout": "<root>/<subject>/<expression>/take<NNN>/img_<NNNN>.jpg + ground_truth.npz",
         "ground_truth": {
             "landmarks": "float32 [T,68,3] image pixels (x right, y down), z depth in pixels, smaller z nearer",
+            "landmarks_468": "float32 [T,468,3] the same in MediaPipe Face Mesh's 468-point topology",
             "expression": "float32 [T,K] action-unit weights per frame (names in action_units)",
             "identity": "float32 [K] identity shape parameters (names in identity_names)",
             "pose": "float32 [T,6] yaw, pitch, roll (radians), tx, ty (pixels), scale (pixels per model unit)",

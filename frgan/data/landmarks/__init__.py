@@ -1,4 +1,4 @@
-"""Landmark sources: 68 landmarks per frame from stored ground truth or a face detector."""
+"""Landmark sources: 68 (or 468, mesh468) landmarks per frame from stored ground truth or a face detector."""
 
 from frgan.data.landmarks.base import (
     NUM_LANDMARKS,

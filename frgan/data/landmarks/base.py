@@ -1,8 +1,9 @@
 """The landmark-source interface and the factory that builds a source by name.
 
-A landmark source turns the frames of one take into 68 landmarks per frame:
+A landmark source turns the frames of one take into landmarks per frame, 68 or (for
+structure_mesh="mesh468", which ground_truth and mediapipe can give) 468 points:
 
-    source(frames, take_dir, frame_ids=None) -> float32 [T, 68, 3]
+    source(frames, take_dir, frame_ids=None) -> float32 [T, 68 or 468, 3]
 
 - frames: uint8 RGB [T, H, W, 3], the take's frames in order (after the pipeline dropped any).
 - take_dir: the take's folder (only `ground_truth` reads from it).
@@ -43,7 +44,8 @@ class LandmarkSource(Protocol):
 
 
 def build_landmark_source(name: str, **kwargs) -> LandmarkSource:
-    """Build the landmark source called `name` (one of SOURCE_NAMES) with its keyword options."""
+    """Build the landmark source called `name` (one of SOURCE_NAMES) with its keyword options
+    (every source takes structure_mesh="face68" | "mesh468")."""
     if name not in _SOURCES:
         raise ValueError(
             f"unknown landmark source {name!r}; choose one of {', '.join(SOURCE_NAMES)}"
@@ -65,6 +67,6 @@ def check_frames(frames: np.ndarray) -> np.ndarray:
     return frames
 
 
-def empty_landmarks(num_frames: int) -> np.ndarray:
-    """All-NaN landmarks [num_frames, 68, 3]: the 'no face found' value of every frame."""
-    return np.full((num_frames, NUM_LANDMARKS, 3), np.nan, dtype=np.float32)
+def empty_landmarks(num_frames: int, num_points: int = NUM_LANDMARKS) -> np.ndarray:
+    """All-NaN landmarks [num_frames, num_points, 3]: the 'no face found' value of every frame."""
+    return np.full((num_frames, num_points, 3), np.nan, dtype=np.float32)

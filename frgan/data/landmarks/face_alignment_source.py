@@ -16,6 +16,7 @@ import numpy as np
 
 from frgan.data.errors import LandmarkSourceUnavailable
 from frgan.data.landmarks.base import check_frames, empty_landmarks
+from frgan.data.topology import check_source
 
 
 def _import_face_alignment():
@@ -85,8 +86,14 @@ class FaceAlignmentLandmarks:
     name = "face_alignment"
 
     def __init__(
-        self, *, device: str = "cpu", flip_input: bool = True, detector_threshold: float = 0.5
+        self,
+        *,
+        device: str = "cpu",
+        flip_input: bool = True,
+        detector_threshold: float = 0.5,
+        structure_mesh: str = "face68",
     ):
+        check_source(structure_mesh, self.name)
         face_alignment = _import_face_alignment()
         check_weights()
         self._model = face_alignment.FaceAlignment(

