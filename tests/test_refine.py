@@ -81,6 +81,29 @@ def test_networks_take_any_clip_length_and_start_as_the_forecast(frames, output)
     assert critic(refined.clip, structures).shape == (2,)
 
 
+@pytest.mark.parametrize("output", ["mask", "additive"])
+def test_forecast_smoothing_starts_from_a_learnt_low_pass_of_the_forecast(output):
+    torch.manual_seed(0)
+    arch = clip_architecture("tiny", SIZE)
+    forecast, structures = _clip(2, 5, 1), _clip(2, 5, 2)
+    exact = RefineGenerator(arch, "additive", smoothing=0.0)(forecast, structures, forecast[:, 0])
+    torch.testing.assert_close(exact.clip, forecast)
+    generator = RefineGenerator(arch, output, smoothing=0.5)
+    refined = generator(forecast, structures, forecast[:, 0])
+    # frame 2 of 5 starts halfway between itself and the mean of frames 1 and 3
+    expected = 0.5 * forecast[:, 2] + 0.25 * (forecast[:, 1] + forecast[:, 3])
+    tolerance = 0.0 if output == "additive" else 0.1
+    assert (refined.clip[:, 2] - expected).abs().max() <= tolerance + 1e-6
+    # the end frames repeat themselves as their missing neighbour
+    expected_first = 0.75 * forecast[:, 0] + 0.25 * forecast[:, 1]
+    assert (refined.clip[:, 0] - expected_first).abs().max() <= tolerance + 1e-6
+    refined.clip.sum().backward()
+    assert generator.smoothing.grad is not None and generator.smoothing.grad != 0
+    assert "smoothing" not in dict(RefineGenerator(arch, output).named_parameters())
+    with pytest.raises(ValueError, match="model.forecast_smoothing"):
+        RefineGenerator(arch, output, smoothing=1.5)
+
+
 def test_paper_preset_is_gpu_scale_and_presets_are_checked():
     def count(preset):
         with torch.device("meta"):
@@ -184,7 +207,9 @@ def test_retargeted_clips_never_reach_the_reconstruction_losses(forecast_file, t
 
 def test_refine_checkpoint_is_self_contained(forecast_file, tmp_path):
     torch.manual_seed(0)
-    model = RefineGAN(forecast_ckpt=str(forecast_file), preset="tiny", image_size=SIZE)
+    model = RefineGAN(
+        forecast_ckpt=str(forecast_file), preset="tiny", image_size=SIZE, forecast_smoothing=0.5
+    )
     trainer = _fit(model, tmp_path, limit_train_batches=1)
     run = tmp_path / "refine_run"
     (run / "checkpoints").mkdir(parents=True)
@@ -281,3 +306,47 @@ def test_sample_draws_structure_truth_forecast_refined(forecast_file, tmp_path):
     assert gif.shape[:3] == (4, SIZE, 4 * SIZE)  # max_frames frames of one clip, 4 columns
     assert (tmp_path / "samples" / "epoch_000.mp4").is_file()
     assert iio.imread(tmp_path / "samples" / "epoch_000.png").shape == (2 * SIZE, 4 * SIZE, 3)
+
+
+def test_adversarial_weight_scales_the_critic_term_and_zero_leaves_it_out(forecast_file):
+    batch = {k: v[None] for k, v in RandomClips()[0].items()}
+
+    def generator_loss(weight):
+        torch.manual_seed(0)
+        model = RefineGAN(
+            forecast_ckpt=str(forecast_file),
+            preset="tiny",
+            image_size=SIZE,
+            output="additive",
+            adversarial_weight=weight,
+        )
+        inputs = model.generator_inputs(batch)
+        loss, logs = model.generator_loss(inputs, model.generate(inputs, model.generator))
+        return model, loss, logs
+
+    model, loss, logs = generator_loss(0.0)
+    assert "adversarial" not in logs
+    hp = model.hparams
+    torch.testing.assert_close(
+        loss, hp.l1_weight * logs["l1"] + hp.temporal_weight * logs["temporal"]
+    )
+    loss.backward()
+    assert all(p.grad is None for p in model.critic.parameters())
+
+    _, weighted, logs = generator_loss(0.25)
+    torch.testing.assert_close(weighted, loss + 0.25 * logs["adversarial"])
+    with pytest.raises(ConfigError, match="model.adversarial_weight must be >= 0"):
+        generator_loss(-1.0)
+
+
+def test_generator_lr_sets_the_refiners_rate_only(forecast_file):
+    def rates(**options):
+        model = RefineGAN(
+            forecast_ckpt=str(forecast_file), preset="tiny", image_size=SIZE, **options
+        )
+        return [[g["lr"] for g in opt.param_groups] for opt in model.configure_optimizers()]
+
+    assert rates(lr=1e-4, generator_lr=2e-3) == [[1e-4], [2e-3]]
+    assert rates(lr=1e-4) == [[1e-4], [1e-4]]
+    with pytest.raises(ConfigError, match="model.generator_lr"):
+        rates(generator_lr=0.0)

@@ -60,14 +60,17 @@ class RefineGAN(GANModule):
         preset: str | Mapping = "small",
         image_size: int = 64,
         output: str = "mask",
+        forecast_smoothing: float | None = None,
         adversarial: str = "wgan_gp",
         ranking_margins: tuple[float, float] = (1.0, 1.0),
         gp_weight: float = 10.0,
         gp_on: str = "image_and_structure",
+        adversarial_weight: float = 1.0,
         l1_weight: float = 10.0,
         temporal_weight: float = 10.0,
         mask_weight: float = 0.05,
         lr: float = 4e-4,
+        generator_lr: float | None = None,
         betas: tuple[float, float] = (0.0, 0.9),
         n_critic: int = 1,
         ema_decay: float | None = None,
@@ -82,10 +85,14 @@ class RefineGAN(GANModule):
         forecaster: set by a refine checkpoint (the forecaster's identity); leave null.
         preset: refine widths: paper | small | tiny or {base, max_channels}.
         output: "mask" (x = w·r + (1−w)·forecast) or "additive" (x = forecast + Δ).
+        forecast_smoothing: null, or the starting strength in [0, 1] of a learnt temporal
+            low-pass of the forecast that the correction is applied to (refine_generator.py).
         adversarial: "wgan_gp" or "ranking" (margins: real−refined, refined−forecast).
         l1_weight: L1 to the ground truth on every frame; temporal_weight: L1 between the
             generated and the true frame-to-frame changes (the temporal error, as a loss);
-            mask_weight: mean |w| (mask output only).
+            mask_weight: mean |w| (mask output only); adversarial_weight: of −D(refined)
+            (0: the generator trains on L1 and temporal error only).
+        generator_lr: the refine generator's learning rate (null: lr, the critic's).
         The rest as in ForecastGAN.
         """
         super().__init__(
@@ -108,12 +115,18 @@ class RefineGAN(GANModule):
                 f"refined-forecast), got {ranking_margins!r}"
             )
         for key, value in (
+            ("adversarial_weight", adversarial_weight),
             ("l1_weight", l1_weight),
             ("temporal_weight", temporal_weight),
             ("mask_weight", mask_weight),
         ):
             if value < 0:
                 raise ConfigError(f"model.{key} must be >= 0, got {value!r}")
+        if generator_lr is not None and not generator_lr > 0:
+            raise ConfigError(
+                f"model.generator_lr must be a number > 0 or null (= model.lr), got "
+                f"{generator_lr!r}"
+            )
         self.save_hyperparameters()
         arch = clip_architecture(preset, image_size)
         if forecaster is None:
@@ -122,7 +135,11 @@ class RefineGAN(GANModule):
             self.hparams.forecaster = {**identity, "source": str(path)}
         else:
             self.forecaster = build_forecaster(forecaster)
-        self.generator = RefineGenerator(arch, output)
+        if forecast_smoothing is not None and not 0.0 <= forecast_smoothing <= 1.0:
+            raise ConfigError(
+                f"model.forecast_smoothing must be in [0, 1] or null, got {forecast_smoothing!r}"
+            )
+        self.generator = RefineGenerator(arch, output, forecast_smoothing)
         self.critic = ClipCritic(arch)
         self.init_ema()
 
@@ -155,6 +172,13 @@ class RefineGAN(GANModule):
         )
         return rearrange(forecast, "(b t) c h w -> b t c h w", t=frames)
 
+    def configure_optimizers(self):
+        critic_opt, generator_opt = super().configure_optimizers()
+        if self.hparams.generator_lr is not None:
+            for group in generator_opt.param_groups:
+                group["lr"] = self.hparams.generator_lr
+        return critic_opt, generator_opt
+
     # ------------------------------------------------------------------ losses
     def generate(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Refined:
         return generator(inputs["forecast"], inputs["structures"], inputs["x0"])
@@ -179,11 +203,15 @@ class RefineGAN(GANModule):
     def generator_loss(self, inputs, output: Refined):
         hp = self.hparams
         frames, paired = inputs["frames"], inputs["paired"]
-        adversarial = -self.critic(output.clip, inputs["structures"]).mean()
         l1 = weighted_mean((output.clip - frames).abs().mean(dim=(1, 2, 3, 4)), paired)
         temporal = weighted_mean(metrics.temporal_error(output.clip, frames), paired)
-        loss = adversarial + hp.l1_weight * l1 + hp.temporal_weight * temporal
+        loss = hp.l1_weight * l1 + hp.temporal_weight * temporal
         logs = {"l1": l1, "temporal": temporal}
+        if hp.adversarial_weight > 0:
+            logs["adversarial"] = -self.critic(output.clip, inputs["structures"]).mean()
+            loss = loss + hp.adversarial_weight * logs["adversarial"]
+        if self.generator.smoothing is not None:
+            logs["smoothing"] = self.generator.smoothing.detach()
         if output.mask is not None:
             logs["mask"] = output.mask.abs().mean()
             loss = loss + hp.mask_weight * logs["mask"]
@@ -287,4 +315,6 @@ class RefineGAN(GANModule):
             "ema": hp.ema_decay is not None,
             "output": hp.output,
             "forecaster": forecaster,
+            # only when set, so refine checkpoints written before the option keep loading
+            **({"forecast_smoothing": True} if hp.get("forecast_smoothing") is not None else {}),
         }

@@ -11,6 +11,13 @@ The output is a correction of the forecast, never a new picture from scratch:
   "mask":     x = w·r + (1 − w)·forecast   (as in stage 1; w starts near 0)
   "additive": x = clamp(forecast + Δ, −1, 1), Δ = tanh(·) (the head starts at 0, so Δ = 0)
 Either way an untrained refiner returns (nearly) the forecast.
+
+Optionally (smoothing = a number) the correction applies to a temporal low-pass of the
+forecast instead, base = forecast + a·(mean of the neighbouring frames − forecast), with a
+learnt strength a starting at `smoothing` (0: exactly the forecast). The stage-1 forecasts are
+made frame by frame, so their errors change from frame to frame; the low-pass removes part of
+that flicker in one parameter, a path that zero-initialised convolutions need many steps to
+learn.
 """
 
 from __future__ import annotations
@@ -37,10 +44,18 @@ class Refined(NamedTuple):
 
 
 class RefineGenerator(nn.Module):
-    def __init__(self, arch: ClipArchitecture, output: str = "mask"):
+    def __init__(
+        self, arch: ClipArchitecture, output: str = "mask", smoothing: float | None = None
+    ):
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"model.output={output!r} is invalid; valid values: mask, additive")
+        if smoothing is not None and not 0.0 <= smoothing <= 1.0:
+            raise ValueError(
+                f"model.forecast_smoothing must be in [0, 1] or null, got {smoothing!r}"
+            )
+        # registered only when used, so checkpoints without it keep loading
+        self.smoothing = None if smoothing is None else nn.Parameter(torch.tensor(float(smoothing)))
         ch = arch.channels
         self.arch, self.output = arch, output
         self.stem = DownConv3d(9, ch[0], with_time=False)
@@ -58,9 +73,13 @@ class RefineGenerator(nn.Module):
 
     @classmethod
     def from_preset(
-        cls, preset: str = "small", image_size: int = 64, output: str = "mask"
+        cls,
+        preset: str = "small",
+        image_size: int = 64,
+        output: str = "mask",
+        smoothing: float | None = None,
     ) -> RefineGenerator:
-        return cls(clip_architecture(preset, image_size), output)
+        return cls(clip_architecture(preset, image_size), output, smoothing)
 
     def forward(
         self, forecast: torch.Tensor, structures: torch.Tensor, x0: torch.Tensor
@@ -78,8 +97,17 @@ class RefineGenerator(nn.Module):
             x = level(x, skips.pop())
         x = F.interpolate(x, size=inputs.shape[2:], mode="nearest")
         head = rearrange(self.head(torch.cat([x, inputs], dim=1)), "b c t h w -> b t c h w")
+        base = forecast
+        if self.smoothing is not None:
+            base = forecast + self.smoothing.clamp(0.0, 1.0) * (neighbour_mean(forecast) - forecast)
         if self.output == "mask":
             residual, mask = torch.tanh(head[:, :, :3]), torch.sigmoid(head[:, :, 3:])
-            return Refined(composite(residual, mask, forecast), residual, mask)
+            return Refined(composite(residual, mask, base), residual, mask)
         delta = torch.tanh(head)
-        return Refined((forecast + delta).clamp(-1.0, 1.0), delta, None)
+        return Refined((base + delta).clamp(-1.0, 1.0), delta, None)
+
+
+def neighbour_mean(clip: torch.Tensor) -> torch.Tensor:
+    """[B,T,...]: the mean of frames t−1 and t+1 at every t (the end frames repeated)."""
+    padded = torch.cat([clip[:, :1], clip, clip[:, -1:]], dim=1)
+    return (padded[:, :-2] + padded[:, 2:]) / 2
