@@ -83,6 +83,7 @@ class GANModule(pl.LightningModule):
         moving_threshold: float,
         monitor: str,
         monitor_mode: str,
+        generator_lr: float | None = None,
         gp_every: int = 1,
         lr_schedule: str = "constant",
         lr_final_fraction: float = 0.1,
@@ -101,6 +102,13 @@ class GANModule(pl.LightningModule):
             raise ConfigError(f"model.n_critic must be an integer >= 1, got {n_critic!r}")
         if not (isinstance(lr, (int, float)) and lr > 0):
             raise ConfigError(f"model.lr must be a number > 0, got {lr!r}")
+        if generator_lr is not None and not (
+            isinstance(generator_lr, (int, float)) and generator_lr > 0
+        ):
+            raise ConfigError(
+                f"model.generator_lr must be a number > 0 or null (= model.lr), got "
+                f"{generator_lr!r}"
+            )
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ConfigError(
                 f"model.ema_decay must be in (0, 1) or null (no EMA), got {ema_decay!r}"
@@ -113,6 +121,7 @@ class GANModule(pl.LightningModule):
             raise ConfigError(f"model.gp_weight must be >= 0, got {gp_weight!r}")
         self.automatic_optimization = False
         self.monitor = monitor
+        self.generator_lr = lr if generator_lr is None else generator_lr
         self.gp_every, self.lr_schedule, self.lr_final_fraction = (
             gp_every,
             lr_schedule,
@@ -183,7 +192,9 @@ class GANModule(pl.LightningModule):
         hp = self.hparams
         betas = tuple(hp.betas)
         critic_opt = torch.optim.Adam(self.critic.parameters(), lr=hp.lr, betas=betas)
-        generator_opt = torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas)
+        generator_opt = torch.optim.Adam(
+            self.generator.parameters(), lr=self.generator_lr, betas=betas
+        )
         if self.lr_schedule == "constant":
             return critic_opt, generator_opt
         # stepped once per optimizer step: the critic steps every batch, the generator every

@@ -78,6 +78,9 @@ class RefineGAN(GANModule):
         moving_threshold: float = metrics.DEFAULT_MOVING_THRESHOLD,
         monitor: str = "val/temporal_error",
         monitor_mode: str = "min",
+        gp_every: int = 1,
+        lr_schedule: str = "constant",
+        lr_final_fraction: float = 0.1,
     ):
         """
         forecast_ckpt: the stage-1 checkpoint (file, run folder, or best / last of the newest
@@ -93,7 +96,7 @@ class RefineGAN(GANModule):
             mask_weight: mean |w| (mask output only); adversarial_weight: of −D(refined)
             (0: the generator trains on L1 and temporal error only).
         generator_lr: the refine generator's learning rate (null: lr, the critic's).
-        The rest as in ForecastGAN.
+        gp_every, lr_schedule, lr_final_fraction and the rest as in ForecastGAN.
         """
         super().__init__(
             lr=lr,
@@ -106,6 +109,10 @@ class RefineGAN(GANModule):
             moving_threshold=moving_threshold,
             monitor=monitor,
             monitor_mode=monitor_mode,
+            generator_lr=generator_lr,
+            gp_every=gp_every,
+            lr_schedule=lr_schedule,
+            lr_final_fraction=lr_final_fraction,
         )
         check_choice("model.output", output, OUTPUTS)
         check_choice("model.adversarial", adversarial, ADVERSARIAL)
@@ -122,11 +129,6 @@ class RefineGAN(GANModule):
         ):
             if value < 0:
                 raise ConfigError(f"model.{key} must be >= 0, got {value!r}")
-        if generator_lr is not None and not generator_lr > 0:
-            raise ConfigError(
-                f"model.generator_lr must be a number > 0 or null (= model.lr), got "
-                f"{generator_lr!r}"
-            )
         self.save_hyperparameters()
         arch = clip_architecture(preset, image_size)
         if forecaster is None:
@@ -171,13 +173,6 @@ class RefineGAN(GANModule):
             ]
         )
         return rearrange(forecast, "(b t) c h w -> b t c h w", t=frames)
-
-    def configure_optimizers(self):
-        critic_opt, generator_opt = super().configure_optimizers()
-        if self.hparams.generator_lr is not None:
-            for group in generator_opt.param_groups:
-                group["lr"] = self.hparams.generator_lr
-        return critic_opt, generator_opt
 
     # ------------------------------------------------------------------ losses
     def generate(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Refined:
