@@ -350,3 +350,19 @@ def test_generator_lr_sets_the_refiners_rate_only(forecast_file):
     assert rates(lr=1e-4) == [[1e-4], [1e-4]]
     with pytest.raises(ConfigError, match="model.generator_lr"):
         rates(generator_lr=0.0)
+
+
+def test_forecaster_of_another_structure_mesh_is_refused_and_the_mesh_is_in_the_identity(
+    tmp_path,
+):
+    path = tmp_path / "mesh468.ckpt"
+    _forecast_checkpoint(path, structure_mesh="mesh468")
+    with pytest.raises(
+        ConfigError, match="data.structure_mesh=mesh468.*data.structure_mesh=face68"
+    ):
+        RefineGAN(forecast_ckpt=str(path), preset="tiny", image_size=SIZE)
+    model = RefineGAN(
+        forecast_ckpt=str(path), preset="tiny", image_size=SIZE, structure_mesh="mesh468"
+    )
+    assert model.identity()["structure_mesh"] == "mesh468"
+    assert model.identity()["forecaster"]["structure_mesh"] == "mesh468"

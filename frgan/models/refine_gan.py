@@ -35,6 +35,7 @@ from frgan.models.gan import (
     GANModule,
     check_choice,
     retargeted_flags,
+    structure_identity,
     weighted_mean,
 )
 from frgan.models.refine_generator import OUTPUTS, Refined, RefineGenerator
@@ -81,6 +82,7 @@ class RefineGAN(GANModule):
         gp_every: int = 1,
         lr_schedule: str = "constant",
         lr_final_fraction: float = 0.1,
+        structure_mesh: str = "face68",
     ):
         """
         forecast_ckpt: the stage-1 checkpoint (file, run folder, or best / last of the newest
@@ -96,7 +98,8 @@ class RefineGAN(GANModule):
             mask_weight: mean |w| (mask output only); adversarial_weight: of −D(refined)
             (0: the generator trains on L1 and temporal error only).
         generator_lr: the refine generator's learning rate (null: lr, the critic's).
-        gp_every, lr_schedule, lr_final_fraction and the rest as in ForecastGAN.
+        gp_every, lr_schedule, lr_final_fraction, structure_mesh and the rest as in
+            ForecastGAN; the forecaster must have been trained on the same structure mesh.
         """
         super().__init__(
             lr=lr,
@@ -137,6 +140,13 @@ class RefineGAN(GANModule):
             self.hparams.forecaster = {**identity, "source": str(path)}
         else:
             self.forecaster = build_forecaster(forecaster)
+        forecaster_mesh = self.hparams.forecaster.get("structure_mesh", "face68")
+        if forecaster_mesh != structure_mesh:
+            raise ConfigError(
+                f"model.forecast_ckpt was trained on data.structure_mesh={forecaster_mesh}, but "
+                f"this run's data.structure_mesh={structure_mesh}; refine on the forecaster's mesh "
+                "or train a forecast stage on this one"
+            )
         if forecast_smoothing is not None and not 0.0 <= forecast_smoothing <= 1.0:
             raise ConfigError(
                 f"model.forecast_smoothing must be in [0, 1] or null, got {forecast_smoothing!r}"
@@ -312,4 +322,5 @@ class RefineGAN(GANModule):
             "forecaster": forecaster,
             # only when set, so refine checkpoints written before the option keep loading
             **({"forecast_smoothing": True} if hp.get("forecast_smoothing") is not None else {}),
+            **structure_identity(hp),
         }
