@@ -199,7 +199,15 @@ class GANModule(pl.LightningModule):
             return critic_opt, generator_opt
         # stepped once per optimizer step: the critic steps every batch, the generator every
         # n_critic-th batch
-        batches = max(int(self.trainer.estimated_stepping_batches), 1)
+        batches = float(self.trainer.estimated_stepping_batches)
+        if self.trainer.max_steps > 0:  # global steps count the steps of both optimizers
+            batches = min(batches, self.trainer.max_steps * hp.n_critic / (hp.n_critic + 1))
+        if not math.isfinite(batches):
+            raise ConfigError(
+                "model.lr_schedule=cosine needs a finite run: set trainer.max_epochs or "
+                "trainer.max_steps"
+            )
+        batches = max(int(batches), 1)
         schedules = [
             torch.optim.lr_scheduler.LambdaLR(
                 optimizer, partial(cosine_factor, steps=steps, final=self.lr_final_fraction)
