@@ -184,7 +184,7 @@ def test_lazy_gradient_penalty_runs_every_kth_batch_weighted_k(tmp_path):
     real, fake, structure = (torch.rand(2, 3, SIZE, SIZE) for _ in range(3))
     torch.manual_seed(2)
     lazy = model.gradient_penalty(real, fake, structure)  # outside fit: always computed
-    model.gp_every = 1
+    model.hparams.gp_every = 1
     torch.manual_seed(2)
     assert torch.allclose(lazy, 3 * model.gradient_penalty(real, fake, structure))
 

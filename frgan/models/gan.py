@@ -121,12 +121,6 @@ class GANModule(pl.LightningModule):
             raise ConfigError(f"model.gp_weight must be >= 0, got {gp_weight!r}")
         self.automatic_optimization = False
         self.monitor = monitor
-        self.generator_lr = lr if generator_lr is None else generator_lr
-        self.gp_every, self.lr_schedule, self.lr_final_fraction = (
-            gp_every,
-            lr_schedule,
-            lr_final_fraction,
-        )
         self.generator_ema: nn.Module | None = None
         self.verify_checkpoints = True  # check the weights' digest when loading a checkpoint
         # per-sample means over an epoch; NaN (samples where the metric is undefined) is skipped
@@ -193,9 +187,9 @@ class GANModule(pl.LightningModule):
         betas = tuple(hp.betas)
         critic_opt = torch.optim.Adam(self.critic.parameters(), lr=hp.lr, betas=betas)
         generator_opt = torch.optim.Adam(
-            self.generator.parameters(), lr=self.generator_lr, betas=betas
+            self.generator.parameters(), lr=hp.get("generator_lr") or hp.lr, betas=betas
         )
-        if self.lr_schedule == "constant":
+        if hp.lr_schedule == "constant":
             return critic_opt, generator_opt
         # stepped once per optimizer step: the critic steps every batch, the generator every
         # n_critic-th batch
@@ -210,7 +204,7 @@ class GANModule(pl.LightningModule):
         batches = max(int(batches), 1)
         schedules = [
             torch.optim.lr_scheduler.LambdaLR(
-                optimizer, partial(cosine_factor, steps=steps, final=self.lr_final_fraction)
+                optimizer, partial(cosine_factor, steps=steps, final=hp.lr_final_fraction)
             )
             for optimizer, steps in (
                 (critic_opt, batches),
@@ -234,7 +228,7 @@ class GANModule(pl.LightningModule):
             self.manual_backward(d_loss)
             critic_opt.step()
         self.log_dict({"train/d_loss": d_loss, **_prefixed("train/", logs)})
-        schedules = self.lr_schedulers() if self.lr_schedule != "constant" else None
+        schedules = self.lr_schedulers() if self.hparams.lr_schedule != "constant" else None
         if schedules:
             schedules[0].step()
 
@@ -290,13 +284,14 @@ class GANModule(pl.LightningModule):
             norm = torch.cat([g.flatten(1) for g in grads], dim=1).norm(dim=1)
             penalty = (norm - 1).square()
             mean = penalty.mean() if weights is None else weighted_mean(penalty, weights.float())
-            return mean * self.gp_every
+            return mean * self.hparams.gp_every
 
     def _penalty_due(self) -> bool:
         """Whether this training batch computes the gradient penalty (always outside fit)."""
-        if self.gp_every == 1 or self._trainer is None or not self.trainer.training:
+        every = self.hparams.gp_every
+        if every == 1 or self._trainer is None or not self.trainer.training:
             return True
-        return self.trainer.fit_loop.total_batch_idx % self.gp_every == 0
+        return self.trainer.fit_loop.total_batch_idx % every == 0
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # Lightning calls this after unscaling the gradients (16-mixed), so clip here
