@@ -56,8 +56,24 @@ def test_mug64_paper_is_the_papers_recipe(tmp_path):
     assert cfg.model.preset == "paper" and cfg.model.image_size == 64
     assert cfg.model.lr == 1e-4 and list(cfg.model.betas) == [0.0, 0.9] and cfg.model.n_critic == 1
     assert (cfg.model.gp_weight, cfg.model.l1_weight, cfg.model.mask_weight) == (10.0, 3.0, 0.05)
+    assert (cfg.model.gp_every, cfg.model.lr_schedule, cfg.model.ema_decay) == (1, "constant", None)
     assert cfg.trainer.max_epochs == 100 and cfg.trainer.accelerator == "gpu"
     assert cfg.trainer.limit_train_batches == 1.0, "full epochs, not the CPU default's short ones"
+
+
+def test_cpu_recipes_share_the_default_losses_and_differ_in_length(tmp_path):
+    default = compose_config("train.yaml", [], run_dir=tmp_path)
+    long = compose_config("train.yaml", ["experiment=cpu_long"], run_dir=tmp_path)
+    for cfg in (default, long):
+        assert (cfg.model.l1_weight, cfg.model.gp_every, cfg.model.lr_schedule) == (
+            300.0,
+            4,
+            "cosine",
+        )
+        assert cfg.data.name == "synthetic" and cfg.trainer.accelerator == "cpu"
+        assert cfg.trainer.limit_train_batches == 250
+    assert (default.trainer.max_epochs, long.trainer.max_epochs) == (3, 6)
+    assert long.task_name == "cpu_long"
 
 
 @pytest.mark.parametrize("logger", ["wandb", "csv", "tensorboard"])
