@@ -4,7 +4,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from conftest import fit_quietly
+from conftest import compose_config, fit_quietly
 from torch.utils.data import Dataset
 
 from frgan.errors import ConfigError
@@ -187,6 +187,29 @@ def test_lazy_gradient_penalty_runs_every_kth_batch_weighted_k(tmp_path):
     model.hparams.gp_every = 1
     torch.manual_seed(2)
     assert torch.allclose(lazy, 3 * model.gradient_penalty(real, fake, structure))
+
+
+def test_generator_lr_of_the_forecast_model_config_sets_the_generators_rate_only(tmp_path):
+    import hydra
+
+    def rates(*overrides):
+        cfg = compose_config(
+            "train.yaml",
+            [
+                "model.preset=tiny",
+                f"model.image_size={SIZE}",
+                "model.lr_schedule=constant",
+                *overrides,
+            ],
+            run_dir=tmp_path,
+        )
+        model = hydra.utils.instantiate(cfg.model)
+        return [[g["lr"] for g in opt.param_groups] for opt in model.configure_optimizers()]
+
+    assert rates("model.lr=1e-4", "model.generator_lr=2e-3") == [[1e-4], [2e-3]]
+    assert rates("model.lr=1e-4") == [[1e-4], [1e-4]]
+    with pytest.raises(ConfigError, match="model.generator_lr"):
+        ForecastGAN(preset="tiny", image_size=SIZE, generator_lr=0.0)
 
 
 def test_cosine_schedule_falls_to_the_final_fraction_and_resumes(tmp_path):

@@ -350,6 +350,8 @@ def test_generator_lr_sets_the_refiners_rate_only(forecast_file):
     assert rates(lr=1e-4) == [[1e-4], [1e-4]]
     with pytest.raises(ConfigError, match="model.generator_lr"):
         rates(generator_lr=0.0)
+    with pytest.raises(ConfigError, match="model.forecast_smoothing"):
+        rates(forecast_smoothing=1.5)
 
 
 def test_forecaster_of_another_structure_mesh_is_refused_and_the_mesh_is_in_the_identity(

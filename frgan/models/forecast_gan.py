@@ -41,6 +41,7 @@ class ForecastGAN(GANModule):
         l1_weight: float = 3.0,
         mask_weight: float = 0.05,
         lr: float = 1e-4,
+        generator_lr: float | None = None,
         betas: tuple[float, float] = (0.0, 0.9),
         n_critic: int = 1,
         ema_decay: float | None = None,
@@ -58,6 +59,7 @@ class ForecastGAN(GANModule):
             {base, max_channels, latent}; image_size: 8..256 sizes the depth rule accepts.
         gp_on: "image_and_structure" (the release: gradient norm over all 6 critic input
             channels) or "image" (the standard WGAN-GP).
+        generator_lr: the generator's learning rate (null: lr, the critic's).
         n_critic: critic steps per generator step. ema_decay: e.g. 0.999 keeps an EMA copy
             of the generator for validation and sampling; null = off.
         grad_clip: max gradient norm for both networks; null = off.
@@ -79,6 +81,7 @@ class ForecastGAN(GANModule):
             moving_threshold=moving_threshold,
             monitor=monitor,
             monitor_mode=monitor_mode,
+            generator_lr=generator_lr,
             gp_every=gp_every,
             lr_schedule=lr_schedule,
             lr_final_fraction=lr_final_fraction,

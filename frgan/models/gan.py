@@ -187,7 +187,7 @@ class GANModule(pl.LightningModule):
         betas = tuple(hp.betas)
         critic_opt = torch.optim.Adam(self.critic.parameters(), lr=hp.lr, betas=betas)
         generator_opt = torch.optim.Adam(
-            self.generator.parameters(), lr=hp.get("generator_lr") or hp.lr, betas=betas
+            self.generator.parameters(), lr=hp.generator_lr or hp.lr, betas=betas
         )
         if hp.lr_schedule == "constant":
             return critic_opt, generator_opt

@@ -147,10 +147,6 @@ class RefineGAN(GANModule):
                 f"this run's data.structure_mesh={structure_mesh}; refine on the forecaster's mesh "
                 "or train a forecast stage on this one"
             )
-        if forecast_smoothing is not None and not 0.0 <= forecast_smoothing <= 1.0:
-            raise ConfigError(
-                f"model.forecast_smoothing must be in [0, 1] or null, got {forecast_smoothing!r}"
-            )
         self.generator = RefineGenerator(arch, output, forecast_smoothing)
         self.critic = ClipCritic(arch)
         self.init_ema()

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
+from frgan.errors import ConfigError
 from frgan.models.blocks3d import DecoderLevel, DownConv3d, EncoderLevel, conv3d
 from frgan.models.clip_architecture import ClipArchitecture, clip_architecture
 from frgan.models.generator import composite
@@ -51,7 +52,7 @@ class RefineGenerator(nn.Module):
         if output not in OUTPUTS:
             raise ValueError(f"model.output={output!r} is invalid; valid values: mask, additive")
         if smoothing is not None and not 0.0 <= smoothing <= 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"model.forecast_smoothing must be in [0, 1] or null, got {smoothing!r}"
             )
         # registered only when used, so checkpoints without it keep loading
