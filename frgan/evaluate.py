@@ -37,7 +37,6 @@ from frgan.utils.device import resolve_device
 log = logging.getLogger(__name__)
 
 BASELINE = "copy_first_frame"
-FRAME_METRICS = ("psnr", "ssim", "psnr_moving", "ssim_moving")
 VIDEO_METRICS = ("temporal_error", "flicker")
 LABELS = {
     BASELINE: "copy first frame",
@@ -188,7 +187,7 @@ def _score(scores, clips: dict[str, torch.Tensor], target, x0, threshold: float)
                 clip[:, t], target[:, t], x0, threshold
             ).items():
                 per_frame[metric].append(values.cpu())
-        for metric in FRAME_METRICS:
+        for metric in metrics.FRAME_METRICS:
             scores[name][metric].append(torch.stack(per_frame[metric], dim=1))  # [B,T]
         scores[name]["temporal_error"].append(metrics.temporal_error(clip, target).cpu())
         scores[name]["flicker"].append(metrics.flicker(clip, target, threshold).cpu())
@@ -199,7 +198,7 @@ def _summarize(scores, fvd: _SharedFVD | None, fvd_status: dict) -> dict[str, di
     for name, values in scores.items():
         summary: dict[str, Any] = {"label": LABELS.get(name, name)}
         per_frame = {}
-        for metric in FRAME_METRICS:
+        for metric in metrics.FRAME_METRICS:
             table = torch.cat(values[metric]).double()  # [videos, T]; NaN: nothing moves
             summary[metric] = _mean(table)
             per_frame[metric] = [_mean(table[:, t]) for t in range(table.shape[1])]

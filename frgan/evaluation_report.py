@@ -18,6 +18,7 @@ COLUMNS = (  # (key, header, format)
     ("ssim", "SSIM ↑", "{:.3f}"),
     ("psnr_moving", "PSNR moving dB ↑", "{:.2f}"),
     ("ssim_moving", "SSIM moving ↑", "{:.3f}"),
+    ("rim_error", "rim error ↓", "{:.4f}"),
     ("temporal_error", "temporal error ↓", "{:.4f}"),
     ("flicker", "flicker ↓", "{:.4f}"),
 )

@@ -50,6 +50,7 @@ KEY_METRICS = (
     "test/psnr_moving",
     "test/ssim_moving",
     "test/psnr_moving_gain",
+    "test/rim_error",
     "val/temporal_error",
     "test/temporal_error",
 )

@@ -46,6 +46,7 @@ SUMMARY_ROWS = (
     ("SSIM", "ssim"),
     ("PSNR moving (dB)", "psnr_moving"),
     ("SSIM moving", "ssim_moving"),
+    ("rim error (halos)", "rim_error"),
     ("temporal error", "temporal_error"),
     ("flicker", "flicker"),
 )

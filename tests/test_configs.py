@@ -57,6 +57,7 @@ def test_mug64_paper_is_the_papers_recipe(tmp_path):
     assert cfg.model.lr == 1e-4 and list(cfg.model.betas) == [0.0, 0.9] and cfg.model.n_critic == 1
     assert (cfg.model.gp_weight, cfg.model.l1_weight, cfg.model.mask_weight) == (10.0, 3.0, 0.05)
     assert (cfg.model.gp_every, cfg.model.lr_schedule, cfg.model.ema_decay) == (1, "constant", None)
+    assert (cfg.model.residual, cfg.model.warp) == ("paint", False), "the released generator"
     assert cfg.trainer.max_epochs == 100 and cfg.trainer.accelerator == "gpu"
     assert cfg.trainer.limit_train_batches == 1.0, "full epochs, not the CPU default's short ones"
 
@@ -70,6 +71,7 @@ def test_cpu_recipes_share_the_default_losses_and_differ_in_length(tmp_path):
             4,
             "cosine",
         )
+        assert (cfg.model.residual, cfg.model.warp) == ("edit", True)
         assert cfg.data.name == "synthetic" and cfg.trainer.accelerator == "cpu"
         assert cfg.trainer.limit_train_batches == 250
     assert (default.trainer.max_epochs, long.trainer.max_epochs) == (3, 6)

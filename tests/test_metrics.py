@@ -58,6 +58,31 @@ def test_moving_mask_thresholds_the_largest_channel_change():
     assert metrics.moving_mask(x0, xt, threshold=0.01).sum() == 2
 
 
+def test_rim_is_the_still_ring_around_the_moving_region():
+    moving = torch.zeros(1, 1, 9, 9, dtype=torch.bool)
+    moving[0, 0, 4, 4] = True
+    rim = metrics.rim_mask(moving, width=1)
+    assert rim.sum() == 8 and not rim[0, 0, 4, 4]  # the 8 neighbours, not the pixel itself
+    assert rim[0, 0, 3:6, 3:6].sum() == 8
+    assert metrics.rim_mask(moving, width=3).sum() == 7 * 7 - 1
+
+
+def test_rim_error_sees_a_halo_that_the_moving_region_metrics_miss():
+    """A head outline shifts one pixel; a forecast that gets the moving pixels right but
+    tints the still background around them has a rim error and a perfect moving PSNR."""
+    x0 = torch.full((1, 3, 16, 16), -0.5)
+    x0[..., 4:12, 4:12] = 0.5
+    xt = torch.roll(x0, 1, dims=-1)
+    moving = metrics.moving_mask(x0, xt)
+    halo = xt + 0.2 * metrics.rim_mask(moving)
+    quality = metrics.frame_quality(halo, xt, x0)
+    assert torch.isinf(quality["psnr_moving"]).all()
+    torch.testing.assert_close(quality["rim_error"], torch.tensor([0.2]))
+    assert set(quality) == set(metrics.FRAME_METRICS)
+    assert metrics.frame_quality(x0, xt, x0)["rim_error"] == 0  # copying: nothing still changed
+    assert metrics.frame_quality(xt, xt, xt)["rim_error"].isnan().all()  # no motion: NaN
+
+
 def test_ssim_matches_scikit_image_away_from_the_border():
     skimage_metrics = pytest.importorskip("skimage.metrics")
     x, y = _images(1, (1, 3, 32, 32)), _images(2, (1, 3, 32, 32))

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 from frgan.errors import ConfigError
 from frgan.models import Critic, ForecastGAN, Generator, architecture, blocks, supported_image_sizes
 from frgan.models.generator import composite
+from frgan.models.warp import warp
 
 SIZE = 16  # tiny preset at 16 px: 2 levels, bottleneck 4x4
 
@@ -97,6 +98,64 @@ def test_zero_mask_copies_the_source_frame():
         generator.to_mask.bias.fill_(-100.0)
     structures = torch.rand(2, 3, SIZE, SIZE), torch.rand(2, 3, SIZE, SIZE)
     torch.testing.assert_close(generator(x0, *structures).frame, x0)
+
+
+@pytest.mark.parametrize("residual", ["paint", "edit"])
+def test_a_silent_head_paints_grey_or_keeps_the_source(residual):
+    """h = 0: paint draws r = 0 (mid grey), edit draws r = x0, so even a mask that is on
+    everywhere leaves the source frame as it was."""
+    x0 = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
+    x0[0, :, 0, 0] = torch.tensor([-1.0, 1.0, 0.0])  # saturated pixels stay finite
+    generator = Generator.from_preset("tiny", SIZE, residual)
+    with torch.no_grad():
+        generator.to_residual.weight.zero_()
+        generator.to_residual.bias.zero_()
+        generator.to_mask.weight.zero_()
+        generator.to_mask.bias.fill_(100.0)  # w = 1: the frame is r
+    out = generator(x0, torch.rand_like(x0), torch.rand_like(x0))
+    expected = torch.zeros_like(x0) if residual == "paint" else x0
+    torch.testing.assert_close(out.residual, expected, atol=1e-3, rtol=0)
+    torch.testing.assert_close(out.frame, expected, atol=1e-3, rtol=0)
+
+
+def test_residual_is_checked_and_edit_and_warp_are_part_of_the_identity():
+    with pytest.raises(ConfigError, match=r"model.residual='blend' is invalid.*paint, edit"):
+        ForecastGAN(preset="tiny", image_size=SIZE, residual="blend")
+    release = ForecastGAN(preset="tiny", image_size=SIZE)
+    edit = ForecastGAN(preset="tiny", image_size=SIZE, residual="edit", warp=True)
+    # checkpoints from before the options keep their identity
+    assert not {"residual", "warp"} & set(release.identity())
+    assert edit.identity()["residual"] == "edit" and edit.identity()["warp"] is True
+    state = {"frgan_model": release.identity(), "state_dict": release.state_dict()}
+    with pytest.raises(ValueError, match="residual='edit'.*warp=True"):
+        edit.check_identity(state, "release.ckpt")
+
+
+def test_warp_moves_the_image_by_the_flow_in_pixels():
+    image = torch.rand(2, 3, 8, 8)
+    flow = torch.zeros(2, 2, 8, 8)
+    torch.testing.assert_close(warp(image, flow), image)
+    flow[:, 0], flow[:, 1] = 2.0, -1.0  # every pixel reads 2 to the right and 1 above
+    moved = warp(image, flow)
+    torch.testing.assert_close(moved[..., 1:, :-2], image[..., :-1, 2:])
+    torch.testing.assert_close(moved[..., 0, :], moved[..., 1, :])  # the border is clamped
+    flow[:, 0], flow[:, 1] = 0.5, 0.0  # half a pixel: the mean of two neighbours
+    torch.testing.assert_close(warp(image, flow)[..., :-1], image.unfold(-1, 2, 1).mean(-1))
+
+
+def test_a_warping_generator_starts_as_the_plain_one_and_learns_its_flow():
+    torch.manual_seed(0)
+    plain = ForecastGAN(preset="tiny", image_size=SIZE, residual="edit").generator.eval()
+    warping = ForecastGAN(preset="tiny", image_size=SIZE, residual="edit", warp=True)
+    warping = warping.generator.eval()
+    missing = warping.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["to_flow.bias", "to_flow.weight"]
+    x0, s0, st = (torch.rand(2, 3, SIZE, SIZE) * 2 - 1 for _ in range(3))
+    out = warping(x0, s0, st)
+    assert out.flow.shape == (2, 2, SIZE, SIZE) and not out.flow.any()
+    torch.testing.assert_close(out.frame, plain(x0, s0, st).frame)
+    out.frame.square().mean().backward()
+    assert warping.to_flow.weight.grad.abs().sum() > 0  # zero flow, yet a gradient
 
 
 def test_gradient_penalty_modes_differ_only_by_the_structure_gradient():

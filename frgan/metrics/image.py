@@ -6,6 +6,11 @@ default threshold 0.1 (5% of the [-1, 1] range, about 13 of 255 grey levels) is 
 JPEG noise and catches every visibly moving pixel. Copying x0 is perfect outside that
 region, so metrics inside it are the ones that tell whether a model beats copying.
 
+The "rim" is the still pixels within RIM_WIDTH px of the moving region. Copying is nearly
+exact there, and that is where a forecast that repaints more than what moves shows halos
+(a blurred or recoloured fringe along a moving outline): rim_error, the mean |pred − target|
+over the rim, measures them.
+
 All functions return one value per image ([B] float32). An empty mask gives NaN; PSNR of
 identical images is +inf.
 """
@@ -17,6 +22,9 @@ import torch.nn.functional as F
 
 DATA_RANGE = 2.0  # images live in [-1, 1]
 DEFAULT_MOVING_THRESHOLD = 0.1
+RIM_WIDTH = 3
+# what frame_quality returns per image (rim_error: lower is better, the others higher)
+FRAME_METRICS = ("psnr", "ssim", "psnr_moving", "ssim_moving", "rim_error")
 
 
 def moving_mask(
@@ -24,6 +32,12 @@ def moving_mask(
 ) -> torch.Tensor:
     """[B,C,H,W] pair -> bool [B,1,H,W], True where any channel changes by more than threshold."""
     return (xt.float() - x0.float()).abs().amax(dim=1, keepdim=True) > threshold
+
+
+def rim_mask(moving: torch.Tensor, width: int = RIM_WIDTH) -> torch.Tensor:
+    """bool [B,1,H,W]: the still pixels within `width` px (chessboard distance) of `moving`."""
+    near = F.max_pool2d(moving.float(), 2 * width + 1, stride=1, padding=width) > 0
+    return near & ~moving
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -43,6 +57,13 @@ def psnr(
     """Peak signal-to-noise ratio in dB per image: 10·log10(range² / MSE)."""
     mse = _masked_mean((pred.float() - target.float()).square(), mask)
     return 10 * torch.log10(data_range**2 / mse)
+
+
+def mean_abs_error(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean |pred − target| per image ([-1, 1] units), over the full frame or a mask."""
+    return _masked_mean((pred.float() - target.float()).abs(), mask)
 
 
 def _gaussian_blur(x: torch.Tensor, window: int, sigma: float) -> torch.Tensor:
@@ -97,8 +118,9 @@ def frame_quality(
     threshold: float = DEFAULT_MOVING_THRESHOLD,
 ) -> dict[str, torch.Tensor]:
     """PSNR and SSIM [B] of `pred` against `target` over the full frame and over the moving
-    region (where target differs from the source frame). Frames with no moving pixel (t = 0
-    of a take) tell nothing about motion and would give copying an infinite PSNR: NaN."""
+    region (where target differs from the source frame), and the rim error (halos). Frames
+    with no moving pixel (t = 0 of a take) tell nothing about motion and would give copying
+    an infinite PSNR: NaN."""
     moving = moving_mask(source, target, threshold)
     has_motion = moving.flatten(1).any(dim=1)
     similarity = ssim_map(pred, target)  # once for both regions: the costliest part
@@ -107,5 +129,6 @@ def frame_quality(
         "ssim": _masked_mean(similarity, None),
         "psnr_moving": psnr(pred, target, moving),
         "ssim_moving": _masked_mean(similarity, moving),
+        "rim_error": mean_abs_error(pred, target, rim_mask(moving)),
     }
     return {name: v.masked_fill(~has_motion, float("nan")) for name, v in values.items()}

@@ -53,6 +53,8 @@ class ForecastGAN(GANModule):
         lr_schedule: str = "constant",
         lr_final_fraction: float = 0.1,
         structure_mesh: str = "face68",
+        residual: str = "paint",
+        warp: bool = False,
     ):
         """
         preset: width preset name ("paper", "small", "tiny") or a mapping
@@ -69,6 +71,10 @@ class ForecastGAN(GANModule):
         lr_schedule: "constant" or "cosine" (both networks' rates fall along a half cosine
             to lr_final_fraction·lr over the fit).
         structure_mesh: the data's structure mesh (data.structure_mesh), part of the identity.
+        residual: "paint" (the release: the head paints r from scratch) or "edit" (r is an
+            edit of the source frame), see frgan/models/generator.py; part of the identity.
+        warp: the generator also predicts a flow that moves the source frame before it is
+            composited (and edited); part of the identity.
         """
         super().__init__(
             lr=lr,
@@ -88,10 +94,11 @@ class ForecastGAN(GANModule):
         )
         self.save_hyperparameters()
         arch = architecture(preset, image_size)
-        self.generator = Generator(arch)
+        self.generator = Generator(arch, residual, warp)
         self.critic = Critic(arch)
         init_weights(self.generator)
         init_weights(self.critic)
+        self.generator.zero_flow()
         self.init_ema()
 
     def forward(self, x0: torch.Tensor, s0: torch.Tensor, st: torch.Tensor) -> Forecast:
@@ -206,6 +213,9 @@ class ForecastGAN(GANModule):
             "preset": dict(preset) if isinstance(preset, Mapping) else preset,
             "image_size": self.hparams.image_size,
             "ema": self.hparams.ema_decay is not None,
+            # only when not the release's, so checkpoints written before the options match
+            **({"residual": "edit"} if self.hparams.get("residual") == "edit" else {}),
+            **({"warp": True} if self.hparams.get("warp") else {}),
             **structure_identity(self.hparams),
         }
 

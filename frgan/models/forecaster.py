@@ -91,5 +91,9 @@ def load_forecaster(path: Path, image_size: int) -> tuple[Generator, dict[str, A
 def build_forecaster(identity: Mapping[str, Any]) -> nn.Module:
     """A frozen, untrained Generator of the architecture a ForecastGAN identity describes."""
     preset = identity["preset"]
-    generator = Generator(architecture(preset, identity["image_size"]))
+    generator = Generator(
+        architecture(preset, identity["image_size"]),
+        identity.get("residual", "paint"),
+        identity.get("warp", False),
+    )
     return generator.requires_grad_(False).eval()

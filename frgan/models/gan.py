@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torchmetrics.aggregation import MeanMetric
 
+from frgan import metrics
 from frgan.errors import ConfigError
 from frgan.models.ema import ema_decay_at, update_ema
 from frgan.utils.checkpoint_io import DamagedCheckpointError, add_digest, check_digest
@@ -63,7 +64,7 @@ class GANModule(pl.LightningModule):
 
     data_stage: ClassVar[str]
     candidates: ClassVar[tuple[str, ...]] = ("", "copy_")
-    quality_metrics: ClassVar[tuple[str, ...]] = GAIN_METRICS
+    quality_metrics: ClassVar[tuple[str, ...]] = metrics.FRAME_METRICS
     sample_columns: ClassVar[tuple[str, ...]]
     progress_metric: ClassVar[str] = "l1"  # the generator loss term shown in the progress bar
 

@@ -7,6 +7,16 @@ target structure, source structure) and of every earlier decoder output, the cod
 projection f included, nearest-upsampled to that size (channel order as released, so the
 released weights map one to one). The head paints a residual image r
 and a mask w, and the result copies the source wherever w = 0:  x̂ = w·r + (1 − w)·x0.
+
+How r is drawn from the head's output h (`residual`):
+    paint  r = tanh(h)                 the release: r is painted from scratch
+    edit   r = tanh(atanh(x0) + h)     r is an edit of the source (h = 0 gives x0), so a mask
+                                       that spills past what moves does no harm there
+
+With `warp`, the head also predicts a flow field (pixels, at most MAX_FLOW·size, starting at
+zero) and the source is moved by it before anything else uses it: x0 becomes warp(x0, flow)
+in the composite and in the edit. A sharp outline that shifts by a few pixels (a head that
+turns) is then moved, not repainted through the decoder's blur.
 """
 
 from __future__ import annotations
@@ -18,15 +28,23 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from frgan.errors import ConfigError
 from frgan.models.blocks import UpBlock, conv3x3
 from frgan.models.encoder import Encoder
 from frgan.models.presets import Architecture, architecture
+from frgan.models.warp import warp
+
+RESIDUALS = ("paint", "edit")
+# atanh of a source pixel at exactly ±1 is infinite: clamp it to ±(1 − 1e-3) first
+_EDIT_LIMIT = 1 - 1e-3
+MAX_FLOW = 0.125  # the largest displacement, as a fraction of the image size (8 px at 64)
 
 
 class Forecast(NamedTuple):
     frame: torch.Tensor  # x̂t [B,3,H,W] in [-1,1]
     residual: torch.Tensor  # r [B,3,H,W] in [-1,1]
     mask: torch.Tensor  # w [B,1,H,W] in [0,1]
+    flow: torch.Tensor | None = None  # [B,2,H,W] (x, y) in pixels, with warp only
 
 
 def composite(residual: torch.Tensor, mask: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
@@ -40,10 +58,15 @@ def upsample_to(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 class Generator(nn.Module):
-    def __init__(self, arch: Architecture):
+    def __init__(self, arch: Architecture, residual: str = "paint", warp: bool = False):
         super().__init__()
+        if residual not in RESIDUALS:
+            raise ConfigError(
+                f"model.residual={residual!r} is invalid; valid values: {', '.join(RESIDUALS)}"
+            )
         ch, levels = arch.channels, arch.levels
         self.arch = arch
+        self.residual = residual
         self.image_encoder = Encoder(arch)
         self.structure_encoder = Encoder(arch)
         self.from_code = nn.Linear(arch.latent, ch[-1] * arch.bottleneck**2)
@@ -58,10 +81,23 @@ class Generator(nn.Module):
         self.head_norm = nn.BatchNorm2d(ch[0])
         self.to_mask = conv3x3(4 * ch[0], 1)
         self.to_residual = conv3x3(4 * ch[0], 3)
+        self.to_flow = conv3x3(4 * ch[0], 2) if warp else None
+
+    def zero_flow(self) -> None:
+        """Start the flow at zero everywhere, i.e. the warp as the identity (after init)."""
+        if self.to_flow is not None:
+            nn.init.zeros_(self.to_flow.weight)
+            nn.init.zeros_(self.to_flow.bias)
 
     @classmethod
-    def from_preset(cls, preset: str = "paper", image_size: int = 64) -> Generator:
-        return cls(architecture(preset, image_size))
+    def from_preset(
+        cls,
+        preset: str = "paper",
+        image_size: int = 64,
+        residual: str = "paint",
+        warp: bool = False,
+    ) -> Generator:
+        return cls(architecture(preset, image_size), residual, warp)
 
     def forward(self, x0: torch.Tensor, s0: torch.Tensor, st: torch.Tensor) -> Forecast:
         """x0 source frame, s0 its structure map, st target structure map: [B,3,H,W] in [-1,1]."""
@@ -91,6 +127,13 @@ class Generator(nn.Module):
             )
 
         features = torch.cat([skips[0], F.relu(self.head_norm(outputs[-1]))], dim=1)
+        flow, source = None, x0
+        if self.to_flow is not None:
+            flow = MAX_FLOW * x0.shape[-1] * torch.tanh(self.to_flow(features))
+            source = warp(x0, flow)
         mask = torch.sigmoid(self.to_mask(features))
-        residual = torch.tanh(self.to_residual(features))
-        return Forecast(composite(residual, mask, x0), residual, mask)
+        h = self.to_residual(features)
+        if self.residual == "edit":
+            h = h + torch.atanh(source.clamp(-_EDIT_LIMIT, _EDIT_LIMIT))
+        residual = torch.tanh(h)
+        return Forecast(composite(residual, mask, source), residual, mask, flow)

@@ -31,7 +31,6 @@ from frgan.models.clip_architecture import clip_architecture
 from frgan.models.clip_critic import ClipCritic
 from frgan.models.forecaster import build_forecaster, load_forecaster, resolve_forecast_ckpt
 from frgan.models.gan import (
-    GAIN_METRICS,
     GANModule,
     check_choice,
     retargeted_flags,
@@ -50,7 +49,7 @@ FORECAST_CHUNK = 256  # frames per forecaster call
 class RefineGAN(GANModule):
     data_stage = "refine"
     candidates = ("", "forecast_", "copy_")
-    quality_metrics = (*GAIN_METRICS, "temporal_error", "flicker")
+    quality_metrics = (*metrics.FRAME_METRICS, "temporal_error", "flicker")
     sample_columns = ("structure", "ground truth", "forecast", "refined")
 
     def __init__(
