@@ -138,30 +138,38 @@ def _pipeline_folder(root: Path, overrides: list[str], resume: bool) -> Path:
     return root
 
 
-def write_summary(pipeline: Path, metrics: dict[str, float]) -> dict[str, dict[str, float]]:
+def write_summary(pipeline: Path, metrics: dict[str, float]) -> dict[str, dict[str, float | None]]:
     """The held-out test table of the refine stage (copy first frame | forecast | refined)
-    as summary.json and summary.md, printed too."""
+    as summary.json and summary.md, printed too. A metric the stage did not log (a pipeline
+    finished before the metric existed) is null, "n/a" in the table; a row with none is left out."""
     table = {
         row: {
-            column: metrics.get(f"refine/test/{prefix}{suffix}", float("nan"))
+            column: metrics.get(f"refine/test/{prefix}{suffix}")
             for column, prefix in SUMMARY_COLUMNS
         }
         for row, suffix in SUMMARY_ROWS
+    }
+    table = {
+        row: values for row, values in table.items() if any(v is not None for v in values.values())
     }
     write_json_atomic(pipeline / "summary.json", table)
     header = "| test (held-out subjects) | " + " | ".join(c for c, _ in SUMMARY_COLUMNS) + " |"
     lines = [header, "|---" * (len(SUMMARY_COLUMNS) + 1) + "|"]
     for row, values in table.items():
-        lines.append(f"| {row} | " + " | ".join(f"{v:.4g}" for v in values.values()) + " |")
+        lines.append(f"| {row} | " + " | ".join(map(_cell, values.values())) + " |")
     write_text_atomic(pipeline / "summary.md", "\n".join(lines) + "\n")
 
     shown = Table(title=f"two_stage test metrics ({pipeline})")
     for column in ("metric", *(c for c, _ in SUMMARY_COLUMNS)):
         shown.add_column(column, justify="right")
     for row, values in table.items():
-        shown.add_row(row, *(f"{v:.4g}" for v in values.values()))
+        shown.add_row(row, *map(_cell, values.values()))
     Console().print(shown)
     return table
+
+
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
 
 
 def _quoted(value: Any) -> str:

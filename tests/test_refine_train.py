@@ -206,3 +206,29 @@ def test_two_stage_trains_both_and_continues_after_a_kill(tiny_data_dir, tmp_pat
     # finished: the same command starts a new pipeline in its own folder
     third = log_dir / "two_stage" / "runs" / "third"
     assert _pipeline_folder(third, ["experiment=two_stage", *overrides][1:], True) == third
+
+
+def test_summary_leaves_out_what_the_pipeline_never_logged(tmp_path):
+    """A pipeline finished before a metric existed: no NaN in summary.json (not JSON), n/a in
+    the table, and a row no stage logged is not shown at all."""
+    from frgan.two_stage import write_summary
+
+    metrics = {
+        f"refine/test/{prefix}psnr": value
+        for prefix, value in (("copy_", 21.0), ("forecast_", 24.0), ("", 24.5))
+    }
+    metrics["refine/test/rim_error"] = 0.03  # the refined clip's only
+    table = write_summary(tmp_path, metrics)
+    assert list(table) == ["PSNR (dB)", "rim error (halos)"]
+    assert table["rim error (halos)"] == {
+        "copy first frame": None,
+        "forecast": None,
+        "refined": 0.03,
+    }
+
+    def refuse(constant):
+        raise AssertionError(f"summary.json holds {constant}")
+
+    text = (tmp_path / "summary.json").read_text()
+    assert json.loads(text, parse_constant=refuse) == table
+    assert "| rim error (halos) | n/a | n/a | 0.03 |" in (tmp_path / "summary.md").read_text()
