@@ -34,7 +34,8 @@ def write_report(out_dir: Path, payload: dict[str, Any], sample_grid: torch.Tens
     write_text_atomic(out_dir / "report.md", markdown(payload, sample_grid is not None))
 
 
-def _cell(value: Any, fmt: str) -> str:
+def format_cell(value: Any, fmt: str) -> str:
+    """A table cell: `value` formatted, or n/a when it is missing (None)."""
     return "n/a" if value is None else fmt.format(value)
 
 
@@ -54,7 +55,7 @@ def markdown(payload: dict[str, Any], with_samples: bool) -> str:
         "|" + " --- |" * len(headers),
     ]
     for result in methods.values():
-        row = [result["label"]] + [_cell(result.get(k), fmt) for k, _, fmt in COLUMNS]
+        row = [result["label"]] + [format_cell(result.get(k), fmt) for k, _, fmt in COLUMNS]
         if with_fvd:
             interval = (
                 f" ({result['fvd_low']:.1f}–{result['fvd_high']:.1f})"

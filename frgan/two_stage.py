@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
+from frgan.evaluation_report import format_cell
 from frgan.utils.files import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -155,21 +156,20 @@ def write_summary(pipeline: Path, metrics: dict[str, float]) -> dict[str, dict[s
     write_json_atomic(pipeline / "summary.json", table)
     header = "| test (held-out subjects) | " + " | ".join(c for c, _ in SUMMARY_COLUMNS) + " |"
     lines = [header, "|---" * (len(SUMMARY_COLUMNS) + 1) + "|"]
-    for row, values in table.items():
-        lines.append(f"| {row} | " + " | ".join(map(_cell, values.values())) + " |")
+    cells = {
+        row: [format_cell(v, "{:.4g}") for v in values.values()] for row, values in table.items()
+    }
+    for row in table:
+        lines.append(f"| {row} | " + " | ".join(cells[row]) + " |")
     write_text_atomic(pipeline / "summary.md", "\n".join(lines) + "\n")
 
     shown = Table(title=f"two_stage test metrics ({pipeline})")
     for column in ("metric", *(c for c, _ in SUMMARY_COLUMNS)):
         shown.add_column(column, justify="right")
-    for row, values in table.items():
-        shown.add_row(row, *map(_cell, values.values()))
+    for row in table:
+        shown.add_row(row, *cells[row])
     Console().print(shown)
     return table
-
-
-def _cell(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
 
 
 def _quoted(value: Any) -> str:
