@@ -122,3 +122,46 @@ def test_temporal_error_and_flicker():
     assert metrics.flicker(still, jumping).isnan().all()
     with pytest.raises(ValueError, match="T >= 2"):
         metrics.temporal_error(target[:, :1], target[:, :1])
+
+
+def test_region_masks_cover_mouth_eyes_and_rest_disjointly():
+    from frgan.metrics.regions import REGIONS, polygon_mask, region_masks
+    from frgan.render.face68 import mean_face68
+
+    square = torch.tensor([[[2.0, 2.0], [5.0, 2.0], [5.0, 5.0], [2.0, 5.0]]])
+    inside = polygon_mask(square, 8, 8)[0, 0]
+    assert inside[3, 3] and inside[4, 4] and not inside[6, 6] and not inside[1, 3]
+
+    landmarks = torch.from_numpy(mean_face68(64, 64)).float()[None].repeat(2, 1, 1)
+    masks = region_masks(landmarks, 64)
+    assert tuple(masks) == REGIONS
+    stacked = torch.stack([masks[r].float() for r in REGIONS])
+    assert stacked.sum(0).max() == 1  # no pixel in two regions
+    mouth_rows = masks["mouth"][0, 0].nonzero()[:, 0]
+    eye_rows = masks["eyes_brows"][0, 0].nonzero()[:, 0]
+    assert eye_rows.float().mean() < mouth_rows.float().mean()  # eyes above the mouth
+    lips = landmarks[0, 48:60]
+    assert mouth_rows.min() <= lips[:, 1].min() and mouth_rows.max() >= lips[:, 1].max()
+    with pytest.raises(ValueError, match="68-point"):
+        region_masks(landmarks[:, :60], 64)
+
+
+def test_forecast_pairs_carry_the_68_points_their_maps_were_drawn_from(tmp_path):
+    from frgan.data.datasets import ForecastPairs
+    from frgan.data.shards import TakeSample
+    from frgan.data.topology import structure_mesh
+    from frgan.render.mesh468 import mean_mesh468
+
+    landmarks = np.stack([mean_mesh468(32, 32), mean_mesh468(32, 32) + 1])
+    take = TakeSample(
+        key="s/e/t",
+        frames=np.zeros((2, 32, 32, 3), np.uint8),
+        landmarks=landmarks,
+        meta={"subject": "s"},
+    )
+    pairs = ForecastPairs([take], render=lambda lm: np.zeros((len(lm), 3, 32, 32), np.float32))
+    first, second = pairs.__getitems__([0, 1])
+    subset = structure_mesh("mesh468").face68(landmarks)
+    assert first["lt"].shape == (68, 2)
+    assert torch.allclose(second["lt"], torch.from_numpy(subset[1, :, :2]))
+    assert torch.allclose(second["l0"], torch.from_numpy(subset[0, :, :2]))

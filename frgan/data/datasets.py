@@ -6,10 +6,13 @@ rendered in one renderer call. The streaming pipeline reuses them on one take at
 
 Forecast sample (as in the paper): for every frame t of a take, t = 0 included,
   x0, s0: the take's first frame and its structure map; xt, st: frame t and its map;
+  l0, lt: the 68-point landmarks [68,2] (x, y in pixels) that s0 and st were drawn from
+  (frgan.metrics.regions turns them into mouth / eyes / face masks);
   t: the frame index; take: the take's key; retargeted: True when st was driven by another
   subject's expression (then xt is NOT the picture of st: use it for adversarial terms only,
   not for L1; always False unless data.retarget_prob > 0).
-Refine sample: x0, s0, frames [T,3,H,W], structures [T,3,H,W], start, take, retargeted.
+Refine sample: x0, s0, l0, frames [T,3,H,W], structures [T,3,H,W], landmarks [T,68,2],
+start, take, retargeted.
 Images are float32 in [-1, 1], channels first.
 """
 
@@ -25,6 +28,12 @@ from torch.utils.data import Dataset
 from frgan.data.retarget import retarget
 from frgan.data.shards import TakeSample
 from frgan.data.structure import StructureRenderer
+from frgan.data.topology import mesh_of
+
+
+def face68_points(landmarks: np.ndarray) -> torch.Tensor:
+    """float32 [..., 68, 2]: the (x, y) of the 68-point subset of landmarks [..., N, 3]."""
+    return torch.from_numpy(np.ascontiguousarray(mesh_of(landmarks).face68(landmarks)[..., :2]))
 
 
 def to_image_tensor(frames: np.ndarray) -> torch.Tensor:
@@ -115,6 +124,10 @@ class ForecastPairs(_TakeDataset):
         source_landmarks = np.stack([self.takes[i].landmarks[0] for i in unique_takes])
         maps = torch.from_numpy(self.render(np.concatenate([source_landmarks, target_landmarks])))
         source_maps, target_maps = maps[: len(unique_takes)], maps[len(unique_takes) :]
+        source_points, target_points = (
+            face68_points(source_landmarks),
+            face68_points(target_landmarks),
+        )
         x0 = to_image_tensor(np.stack([self.takes[i].frames[0] for i in unique_takes]))
         xt = to_image_tensor(
             np.stack([take.frames[t] for take, t in zip(takes, frame_ids, strict=True)])
@@ -125,6 +138,8 @@ class ForecastPairs(_TakeDataset):
                 "s0": source_maps[source_of[b]],
                 "xt": xt[b],
                 "st": target_maps[b],
+                "l0": source_points[source_of[b]],
+                "lt": target_points[b],
                 "t": int(frame_ids[b]),
                 "take": takes[b].key,
                 "retargeted": bool(retargeted[b]),
@@ -171,8 +186,10 @@ class RefineClips(_TakeDataset):
                 {
                     "x0": to_image_tensor(take.frames[0]),
                     "s0": maps[0],
+                    "l0": face68_points(take.landmarks[0]),
                     "frames": to_image_tensor(take.frames[frames]),
                     "structures": maps[1:],
+                    "landmarks": face68_points(landmarks),
                     "start": start,
                     "take": take.key,
                     "retargeted": driven is not None,

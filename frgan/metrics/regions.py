@@ -1,0 +1,69 @@
+"""Face regions from the 68 landmarks: where an expression shows.
+
+    mouth:      the outer lip ring (48-59)
+    eyes_brows: each brow with the eye below it (17-21 + 36-41, 22-26 + 42-47)
+    face_rest:  the face outline (jaw 0-16, brows) less the two regions above
+mouth and eyes_brows are dilated by `dilate` px (chessboard) so that a mouth opening wider
+than the target's is still inside the region. Both structure meshes give the 68 points
+(StructureMesh.face68), so the regions mean the same for face68 and mesh468 data.
+
+Landmarks are (x, y) in pixels of the image, pixel centres at integer coordinates.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+REGIONS = ("mouth", "eyes_brows", "face_rest")
+DEFAULT_DILATE = 2
+
+_MOUTH = list(range(48, 60))
+_LEFT_EYE_BROW = [17, 18, 19, 20, 21, 39, 40, 41, 36]
+_RIGHT_EYE_BROW = [22, 23, 24, 25, 26, 45, 46, 47, 42]
+_FACE = list(range(17)) + list(range(26, 16, -1))
+
+
+def polygon_mask(polygon: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """bool [B,1,H,W]: pixel centres inside the closed polygon [B,K,2] (even-odd rule)."""
+    ys = torch.arange(height, dtype=polygon.dtype, device=polygon.device)
+    xs = torch.arange(width, dtype=polygon.dtype, device=polygon.device)
+    py, px = ys.view(1, height, 1, 1), xs.view(1, 1, width, 1)
+    x1, y1 = polygon[..., 0][:, None, None, :], polygon[..., 1][:, None, None, :]
+    x2, y2 = x1.roll(-1, dims=-1), y1.roll(-1, dims=-1)
+    spans = (y1 > py) != (y2 > py)
+    # x where the edge crosses the pixel's row; the where() keeps horizontal edges finite
+    crossing = x1 + (py - y1) * (x2 - x1) / torch.where(y2 == y1, torch.ones_like(y1), y2 - y1)
+    inside = (spans & (px < crossing)).sum(-1) % 2 == 1
+    return inside.unsqueeze(1)
+
+
+def dilate(mask: torch.Tensor, pixels: int) -> torch.Tensor:
+    """bool [B,1,H,W] grown by `pixels` (chessboard distance)."""
+    if pixels <= 0:
+        return mask
+    return F.max_pool2d(mask.float(), 2 * pixels + 1, stride=1, padding=pixels) > 0
+
+
+def region_masks(
+    landmarks: torch.Tensor, height: int, width: int | None = None, dilate_px: int = DEFAULT_DILATE
+) -> dict[str, torch.Tensor]:
+    """{region: bool [B,1,H,W]} for 68-point landmarks [B,68,≥2] (REGIONS, in order)."""
+    if landmarks.ndim != 3 or landmarks.shape[1] != 68 or landmarks.shape[2] < 2:
+        raise ValueError(
+            f"region masks need 68-point landmarks [B,68,2+], got {tuple(landmarks.shape)}"
+        )
+    width = height if width is None else width
+    points = landmarks[..., :2].float()
+    mouth = dilate(polygon_mask(points[:, _MOUTH], height, width), dilate_px)
+    eyes_brows = dilate(
+        polygon_mask(points[:, _LEFT_EYE_BROW], height, width)
+        | polygon_mask(points[:, _RIGHT_EYE_BROW], height, width),
+        dilate_px,
+    )
+    face = polygon_mask(points[:, _FACE], height, width)
+    return {
+        "mouth": mouth,
+        "eyes_brows": eyes_brows & ~mouth,
+        "face_rest": face & ~mouth & ~eyes_brows,
+    }
