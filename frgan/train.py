@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -103,10 +104,10 @@ def _as_floats(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def finish_loggers() -> None:
-    """Close the wandb run so the next job of a multirun starts a new one."""
-    import wandb
-
-    if wandb.run is not None:
+    """Close the wandb run so the next job of a multirun starts a new one (only where a wandb
+    logger imported it: a run logging elsewhere needs no wandb installed)."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
         wandb.finish()
 
 

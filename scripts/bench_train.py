@@ -116,12 +116,14 @@ class StepTimer(pl.Callback):
         self.wall: list[float] = []
         self.cpu: list[float] = []
         self.flops = 0
+        self.device = "cpu"
         self._counter: FlopCounterMode | None = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if batch_idx == 0:
             self._counter = total_flop_counter()
             self._counter.__enter__()
+        self.device = str(pl_module.device)  # fit moves the model back to the CPU when it ends
         _synchronize(pl_module.device)
         self._start = (time.perf_counter(), time.process_time())
 
@@ -201,7 +203,7 @@ def bench_one(preset: str, precision: str, batch_size: int, args: argparse.Names
         "precision": precision,
         "batch_size": batch_size,
         "image_size": args.image_size,
-        "device": str(model.device),
+        "device": timer.device,
         "steps": args.steps,
         "step_s": timed,
         "cpu_s": timer.cpu[args.warmup :],
@@ -243,7 +245,7 @@ def bench_refine(preset: str, precision: str, args: argparse.Namespace, folder: 
         "clips_per_batch": clips,
         "clip_length": args.clip_length,
         "image_size": args.image_size,
-        "device": str(model.device),
+        "device": timer.device,
         "steps": args.steps,
         "step_s": timed,
         "cpu_s": timer.cpu[args.warmup :],

@@ -199,3 +199,25 @@ def test_config_mistake_on_the_command_line_is_one_clear_message(tiny_data_dir, 
 def test_config_mistakes_name_the_key(train_config, override, expected):
     with pytest.raises(Exception, match=expected):
         train(train_config(override))
+
+
+def test_finishing_loggers_needs_no_wandb_when_no_wandb_logger_ran(monkeypatch):
+    # a GPU machine without wandb crashed at the end of a logger=csv run (import wandb)
+    monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError now
+    train_module.finish_loggers()
+
+
+def test_benchmark_records_the_device_the_steps_ran_on():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_train.py"
+    spec = importlib.util.spec_from_file_location("bench_train", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    timer = bench.StepTimer()
+
+    class Module:  # fit moves the model back to the CPU at its end: the step's device counts
+        device = torch.device("meta")
+
+    timer.on_train_batch_start(None, Module(), None, batch_idx=1)
+    assert timer.device == "meta"
