@@ -130,7 +130,7 @@ def test_region_masks_cover_mouth_eyes_and_rest_disjointly():
 
     square = torch.tensor([[[2.0, 2.0], [5.0, 2.0], [5.0, 5.0], [2.0, 5.0]]])
     inside = polygon_mask(square, 8, 8)[0, 0]
-    assert inside[3, 3] and inside[4, 4] and not inside[6, 6] and not inside[1, 3]
+    assert inside[2, 2] and inside[4, 4] and not inside[5, 5] and not inside[1, 3]
 
     landmarks = torch.from_numpy(mean_face68(64, 64)).float()[None].repeat(2, 1, 1)
     masks = region_masks(landmarks, 64)

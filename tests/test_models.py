@@ -425,3 +425,47 @@ def test_load_model_from_a_file_or_run_folder_animates_clips(tmp_path):
         load_model(tmp_path / "empty")
     with pytest.raises(ValueError, match="needs one of"):
         load_model(tmp_path / "run", expected=("RefineGAN",))
+
+
+class PairsWithLandmarks(RandomPairs):
+    def __init__(self, mouth_scale: float = 1.0):
+        self.mouth_scale = mouth_scale
+
+    def __getitem__(self, i):
+        from frgan.render.face68 import mean_face68
+
+        pair = super().__getitem__(i)
+        pair["lt"] = torch.from_numpy(mean_face68(SIZE, SIZE)[:, :2]).float()
+        return pair
+
+
+def test_region_weights_add_the_region_error_to_the_l1_term(tmp_path):
+    from frgan.metrics.regions import region_masks
+
+    torch.manual_seed(0)
+    model = ForecastGAN(preset="tiny", image_size=SIZE, region_weights={"mouth": 2.0})
+    pairs = PairsWithLandmarks()
+    batch = {
+        k: torch.stack([pairs[i][k] for i in range(4)]) for k in ("x0", "s0", "xt", "st", "lt")
+    }
+    inputs = model.generator_inputs(batch)
+    output = (
+        model.run_generator(inputs, model.generator)
+        if hasattr(model, "run_generator")
+        else model.generate(inputs, model.generator)
+    )
+    _, logged = model.generator_loss(inputs, output)
+    error = (output.frame - batch["xt"]).abs()
+    mouth = region_masks(batch["lt"], SIZE)["mouth"].expand_as(error)
+    expected = (
+        error.mean() + 2.0 * ((error * mouth).flatten(1).sum(1) / mouth.flatten(1).sum(1)).mean()
+    )
+    assert torch.allclose(logged["l1"], expected, rtol=1e-5)
+    _fit(model, tmp_path, pairs=pairs)  # trains on batches that carry the landmarks
+
+    with pytest.raises(ValueError, match="'lt'"):
+        model.generator_inputs({k: v for k, v in batch.items() if k != "lt"})
+    with pytest.raises(ConfigError, match="mouth, eyes_brows, face_rest"):
+        ForecastGAN(preset="tiny", image_size=SIZE, region_weights={"lips": 1.0})
+    with pytest.raises(ConfigError, match=">= 0"):
+        ForecastGAN(preset="tiny", image_size=SIZE, region_weights={"mouth": -1.0})

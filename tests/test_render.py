@@ -424,3 +424,36 @@ def test_benchmark_mesh_has_the_size_of_the_original_face_model():
     coverage = (rasterize(vertices, faces, 64, 64)[0] >= 0).mean()
     assert 0.35 < coverage < 0.45
     assert np.all(face_normals(vertices, faces)[:, 2] <= 0)  # consistently wound, facing the camera
+
+
+def test_face_parts_show_an_open_mouth_closed_eyes_and_brows_in_their_colours():
+    from frgan.data.structure import StructureRenderer
+    from frgan.render.face68 import mean_face68
+    from frgan.render.parts import PART_COLOURS, part_coverage
+
+    face = mean_face68(64, 64)
+    face[60:68, 1] = face[60:68, 1].mean()  # inner lips together
+    open_mouth = face.copy()
+    open_mouth[[61, 62, 63], 1] -= 1.5  # inner lips apart
+    open_mouth[[65, 66, 67], 1] += 1.5
+    closed_cavity = part_coverage(face, 64, 64)["cavity"].sum()
+    assert part_coverage(open_mouth, 64, 64)["cavity"].sum() > max(10, 4 * closed_cavity)
+    closed_eyes = face.copy()
+    closed_eyes[36:48, 1] = face[36:48, 1].mean()  # lids meet
+    assert (
+        part_coverage(closed_eyes, 64, 64)["eyes"].sum()
+        < 0.5 * part_coverage(face, 64, 64)["eyes"].sum()
+    )
+    coverage = part_coverage(face, 64, 64)
+    assert all(0 <= c.min() and c.max() <= 1 for c in coverage.values())
+    assert coverage["brows"].sum() > 10 and coverage["lips"].sum() > 10
+
+    landmarks = np.stack([face, open_mouth]).astype(np.float32)
+    plain = StructureRenderer("normal", 64)(landmarks)
+    parts = StructureRenderer("normal_parts", 64)(landmarks)
+    cavity = part_coverage(open_mouth, 64, 64)["cavity"] > 0.99
+    np.testing.assert_allclose(
+        parts[1][:, cavity].T, np.tile(PART_COLOURS["cavity"], (cavity.sum(), 1))
+    )
+    away = sum(part_coverage(face, 64, 64).values()) == 0
+    np.testing.assert_array_equal(parts[0][:, away], plain[0][:, away])  # shape elsewhere untouched

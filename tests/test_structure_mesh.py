@@ -49,7 +49,7 @@ def test_renderer_refuses_landmarks_of_the_other_mesh():
         StructureRenderer("normal", 32, mesh="mesh468")(np.zeros((1, 68, 3), np.float32))
 
 
-@pytest.mark.parametrize("kind", ["normal", "normal_camera", "depth"])
+@pytest.mark.parametrize("kind", ["normal", "normal_camera", "depth", "normal_parts"])
 def test_mesh468_renders_every_structure_kind(kind):
     landmarks = mean_mesh468(32, 32)[None].repeat(2, 0)
     maps = StructureRenderer(kind, 32, mesh="mesh468")(landmarks)

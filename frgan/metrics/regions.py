@@ -7,7 +7,8 @@ mouth and eyes_brows are dilated by `dilate` px (chessboard) so that a mouth ope
 than the target's is still inside the region. Both structure meshes give the 68 points
 (StructureMesh.face68), so the regions mean the same for face68 and mesh468 data.
 
-Landmarks are (x, y) in pixels of the image, pixel centres at integer coordinates.
+Landmarks are (x, y) in pixels of the image; pixel (i, j) has its centre at (j + 0.5, i + 0.5)
+(the project's convention, frgan/render).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ _FACE = list(range(17)) + list(range(26, 16, -1))
 
 def polygon_mask(polygon: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """bool [B,1,H,W]: pixel centres inside the closed polygon [B,K,2] (even-odd rule)."""
-    ys = torch.arange(height, dtype=polygon.dtype, device=polygon.device)
-    xs = torch.arange(width, dtype=polygon.dtype, device=polygon.device)
+    ys = torch.arange(height, dtype=polygon.dtype, device=polygon.device) + 0.5
+    xs = torch.arange(width, dtype=polygon.dtype, device=polygon.device) + 0.5
     py, px = ys.view(1, height, 1, 1), xs.view(1, 1, width, 1)
     x1, y1 = polygon[..., 0][:, None, None, :], polygon[..., 1][:, None, None, :]
     x2, y2 = x1.roll(-1, dims=-1), y1.roll(-1, dims=-1)

@@ -1,12 +1,15 @@
 """ForecastGAN: stage 1 of FRGAN (reference section 3) — its networks and losses.
 
     critic:    D(fake) − D(real) + λ·GP                    (WGAN-GP, λ = 10)
-    generator: −D(fake) + 3.0·mean|x̂ − xt| + 0.05·mean|w|
+    generator: −D(fake) + 3.0·(mean|x̂ − xt| + Σ_r ρ_r·mean_r|x̂ − xt|) + 0.05·mean|w|
+where mean_r is the mean over face region r (mouth, eyes_brows: frgan/metrics/regions.py) of
+the target's landmarks and ρ_r its weight (region_weights; none in the release).
 The training loop, gradient penalty, clipping, EMA, metrics and checkpoint identity live in
 GANModule (frgan/models/gan.py).
 
 Batches: dict of float32 [B,3,H,W] in [-1,1]: "x0" source frame, "s0" its structure
-map, "xt" target frame, "st" target structure map (extra keys are ignored).
+map, "xt" target frame, "st" target structure map, and with region_weights "lt" the target's
+68 landmarks [B,68,2] (extra keys are ignored).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import torch
 from torch import nn
 
 from frgan import metrics
+from frgan.errors import ConfigError
+from frgan.metrics.regions import REGIONS, region_masks
 from frgan.models.critic import Critic
 from frgan.models.gan import GANModule, retargeted_flags, structure_identity, weighted_mean
 from frgan.models.generator import Forecast, Generator
@@ -55,6 +60,7 @@ class ForecastGAN(GANModule):
         structure_mesh: str = "face68",
         residual: str = "paint",
         warp: bool = False,
+        region_weights: Mapping[str, float] | None = None,
     ):
         """
         preset: width preset name ("paper", "small", "tiny") or a mapping
@@ -75,6 +81,9 @@ class ForecastGAN(GANModule):
             edit of the source frame), see frgan/models/generator.py; part of the identity.
         warp: the generator also predicts a flow that moves the source frame before it is
             composited (and edited); part of the identity.
+        region_weights: {region: weight} adds weight·(mean |x̂ − xt| over that face region of
+            the target's landmarks) to the L1 term, per region (REGIONS): a mouth a few
+            hundred pixels large then counts as much as the whole frame does at weight 1.
         """
         super().__init__(
             lr=lr,
@@ -92,6 +101,7 @@ class ForecastGAN(GANModule):
             lr_schedule=lr_schedule,
             lr_final_fraction=lr_final_fraction,
         )
+        self.region_weights = _check_region_weights(region_weights)
         self.save_hyperparameters()
         arch = architecture(preset, image_size)
         self.generator = Generator(arch, residual, warp)
@@ -119,6 +129,12 @@ class ForecastGAN(GANModule):
         hp = self.hparams
         adversarial = -self.critic(output.frame, inputs["st"]).mean()
         per_sample_l1 = (output.frame - inputs["xt"]).abs().mean(dim=(1, 2, 3))
+        if self.region_weights:
+            size = inputs["xt"].shape[-1]
+            masks = region_masks(inputs["lt"], size, size)
+            for region, weight in self.region_weights.items():
+                error = metrics.mean_abs_error(output.frame, inputs["xt"], masks[region])
+                per_sample_l1 = per_sample_l1 + weight * error.nan_to_num(0.0)
         l1 = weighted_mean(per_sample_l1, inputs["paired"])
         mask = output.mask.abs().mean()
         loss = adversarial + hp.l1_weight * l1 + hp.mask_weight * mask
@@ -150,6 +166,13 @@ class ForecastGAN(GANModule):
                     f"[B,3,{size},{size}]; set model.image_size to the data's image size"
                 )
             inputs[key] = tensor
+        if self.region_weights:
+            if "lt" not in batch:
+                raise ValueError(
+                    "model.region_weights needs batches with the target's 68 landmarks 'lt' "
+                    "[B,68,2] (frgan.data's forecast pairs carry them); set model.region_weights=null"
+                )
+            inputs["lt"] = batch["lt"]
         inputs["paired"] = (~retargeted_flags(batch, inputs["x0"])).to(inputs["x0"].dtype)
         return inputs
 
@@ -218,6 +241,18 @@ class ForecastGAN(GANModule):
             **({"warp": True} if self.hparams.get("warp") else {}),
             **structure_identity(self.hparams),
         }
+
+
+def _check_region_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
+    weights = dict(weights or {})
+    unknown = sorted(set(weights) - set(REGIONS))
+    if unknown:
+        raise ConfigError(
+            f"model.region_weights names {unknown}; the face regions are {', '.join(REGIONS)}"
+        )
+    if any(not isinstance(w, (int, float)) or w < 0 for w in weights.values()):
+        raise ConfigError(f"model.region_weights must be numbers >= 0, got {weights}")
+    return {region: float(w) for region, w in weights.items() if w > 0}
 
 
 def _stack_by_time(pairs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
