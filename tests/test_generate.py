@@ -204,10 +204,12 @@ def test_the_command_reports_a_missing_checkpoint_in_one_line(takes, tmp_path):
 def test_the_command_animates_the_astronaut_end_to_end(trained_run, takes, astronaut, tmp_path):
     result = _command(
         f"ckpt={trained_run}", f"source={astronaut}", f"driver={list(takes.values())[1]}",
-        f"hydra.run.dir={tmp_path / 'run'}",
+        f"hydra.run.dir={tmp_path / 'run'}", "motion=expression+pose", "paste_back=true",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"Wrote {tmp_path / 'run' / 'animation.mp4'}" in result.stdout
+    assert f"Wrote {tmp_path / 'run' / 'photo.mp4'}" in result.stdout
+    assert iio.imread(tmp_path / "run" / "photo.gif", index=0).shape[:2] == (512, 512)
     assert "Traceback" not in result.stderr and "AttributeError" not in result.stderr
 
 
@@ -554,7 +556,7 @@ def _write_png(path: Path, pixels: np.ndarray, **options) -> Path:
     return path
 
 
-def test_16_bit_pngs_are_scaled_not_clipped_to_white(takes, tmp_path):
+def test_16_bit_and_float_images_are_scaled_not_clipped(takes, tmp_path):
     import cv2
 
     from frgan.inference.frames import read_image
@@ -567,6 +569,10 @@ def test_16_bit_pngs_are_scaled_not_clipped_to_white(takes, tmp_path):
     decoded_grey = read_image(tmp_path / "grey16.png")
     assert np.array_equal(decoded_grey, np.repeat(grey[..., None], 3, axis=-1))
     assert np.abs(read_image(tmp_path / "rgb16.png").astype(int) - face).max() <= 1
+    cv2.imwrite(str(tmp_path / "grey16.tif"), grey.astype(np.uint16) * 257)
+    assert np.array_equal(read_image(tmp_path / "grey16.tif")[..., 0], grey)
+    cv2.imwrite(str(tmp_path / "float.tif"), (grey / 255).astype(np.float32))  # samples 0..1
+    assert np.abs(read_image(tmp_path / "float.tif")[..., 0].astype(int) - grey).max() <= 1
 
 
 def test_grey_transparent_palette_and_cmyk_images_decode_as_shown(takes, tmp_path):

@@ -56,11 +56,16 @@ def read_image(path: str | Path, what: str = "image") -> np.ndarray:
 def to_rgb(image: Image.Image) -> np.ndarray:
     """uint8 RGB [H, W, 3] of a decoded image of any mode.
 
-    PIL's convert("RGB") clips a 16-bit grey image (mode I;16 / I) to white instead of
-    scaling it, and drops alpha, showing whatever colour transparent pixels happen to hold.
+    PIL's convert("RGB") clips a 16-bit grey image (mode I;16 / I) to white and a floating-point
+    one (mode F, samples 0..1) to black instead of scaling them, and drops alpha, showing
+    whatever colour transparent pixels happen to hold.
     """
-    if image.mode in WIDE_GREY_MODES:
-        samples = np.asarray(image, dtype=np.float64) / 257.0
+    if image.mode in WIDE_GREY_MODES or image.mode == "F":
+        samples = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        if image.mode != "F":
+            samples = samples / 257.0
+        elif samples.max(initial=0.0) <= 1.0:  # floating-point grey: 0..1, else 0..255
+            samples = samples * 255.0
         image = Image.fromarray(np.clip(np.rint(samples), 0, 255).astype(np.uint8), mode="L")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
