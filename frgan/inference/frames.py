@@ -34,7 +34,7 @@ def natural_key(name: str) -> list:
 
 def read_image(path: str | Path, what: str = "image") -> np.ndarray:
     """One image file as uint8 RGB [H, W, 3], as a viewer shows it: turned upright by its EXIF
-    orientation, 16-bit samples scaled to 8 bits, transparent pixels on white."""
+    orientation, 16-bit and floating-point samples scaled to 8 bits, transparent pixels on white."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(
@@ -66,7 +66,7 @@ def to_rgb(image: Image.Image) -> np.ndarray:
             samples = samples / 257.0
         elif samples.max(initial=0.0) <= 1.0:  # floating-point grey: 0..1, else 0..255
             samples = samples * 255.0
-        image = Image.fromarray(np.clip(np.rint(samples), 0, 255).astype(np.uint8), mode="L")
+        image = Image.fromarray(np.clip(np.rint(samples), 0, 255).astype(np.uint8))  # mode L
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
