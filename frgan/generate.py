@@ -2,10 +2,12 @@
 
 python -m frgan.generate ckpt=outputs/train/runs/<run> source=face.jpg driver=video.mp4
 python -m frgan.generate ckpt=<run> source=<take>/img_0000.jpg driver=<other take> save_frames=true
+python -m frgan.generate ckpt=<run> source=me.jpg driver=video.mp4 motion=expression+pose paste_back=true
 
 Writes animation.mp4 and animation.gif with the columns source | driver | driver structure |
-retargeted structure | generated, and generate.json (what was used, timings), into the run
-folder outputs/generate/runs/<date>_<time>/ or `out=`.
+retargeted structure | generated, with paste_back=true photo.mp4 and photo.gif (the whole
+source photo, animated), and generate.json (what was used, timings), into the run folder
+outputs/generate/runs/<date>_<time>/ or `out=`.
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ import hydra
 from omegaconf import DictConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from frgan.data.crop import pixel_box
 from frgan.data.datasets import to_image_tensor
 from frgan.data.structure import StructureRenderer
 from frgan.errors import ConfigError
-from frgan.inference.animate import COLUMNS, generate_clip, grid, structure_maps
+from frgan.inference.animate import COLUMNS, MOTIONS, generate_clip, grid, structure_maps
 from frgan.inference.faces import driver_take, source_face
 from frgan.inference.frames import read_driver, read_image
 from frgan.inference.model import load_trained_model
+from frgan.inference.paste import paste_back
 from frgan.utils.cli import report_user_errors
 from frgan.utils.device import resolve_device
 from frgan.utils.files import write_json_atomic
-from frgan.utils.media import write_gif, write_image, write_mp4
+from frgan.utils.media import to_uint8, write_gif, write_image, write_mp4
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,13 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
         value = cfg.get(key)
         if value is not None and (not isinstance(value, int) or value < least):
             raise ConfigError(f"{key} must be an integer >= {least}, got {value!r}")
+    if cfg.motion not in MOTIONS:
+        raise ConfigError(f"motion={cfg.motion!r} is unknown; choose one of {', '.join(MOTIONS)}")
+    feather = cfg.paste_feather
+    if isinstance(feather, bool) or not isinstance(feather, int | float) or not 0 <= feather <= 0.5:
+        raise ConfigError(
+            f"paste_feather must be a fraction of the face crop's side in [0, 0.5], got {feather!r}"
+        )
     out_dir = Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir)
     device = resolve_device(cfg.device)
 
@@ -56,9 +67,8 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
     size = trained.image_size
     source_path = Path(cfg.source)
     mesh = trained.structure_mesh
-    face = source_face(
-        read_image(source_path, "source image"), source_path, size, cfg.landmarks, mesh=mesh
-    )
+    photo = read_image(source_path, "source image")
+    face = source_face(photo, source_path, size, cfg.landmarks, mesh=mesh)
     driver_frames = read_driver(cfg.driver, cfg.get("max_frames"))
     driver = driver_take(driver_frames, size, str(cfg.driver), cfg.landmarks, mesh=mesh)
     frames = len(driver.frames)
@@ -66,7 +76,10 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
         f"Model: {trained.checkpoint} ({type(model).__name__}, {size} px, {trained.structure} maps)"
     )
     print(f"Source face: {source_path} (landmarks: {face.landmark_source})")
-    print(f"Driver: {cfg.driver}: {frames} frames (landmarks: {driver.landmark_source})")
+    print(
+        f"Driver: {cfg.driver}: {frames} frames (landmarks: {driver.landmark_source}; "
+        f"motion: {cfg.motion})"
+    )
     if driver.frames_without_face:
         print(
             f"note: no face in {driver.frames_without_face} driver frame(s); they repeat the "
@@ -79,7 +92,8 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
         )
 
     started = time.perf_counter()
-    maps = structure_maps(face, driver, StructureRenderer(trained.structure, size, mesh=mesh))
+    render = StructureRenderer(trained.structure, size, mesh=mesh)
+    maps = structure_maps(face, driver, render, cfg.motion)
     x0 = to_image_tensor(face.image)[None]
     with _progress(cfg.progress) as progress:
         task = progress.add_task("generating", total=frames)
@@ -100,10 +114,17 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
         "mp4": write_mp4(out_dir / "animation.mp4", video, fps),
         "gif": write_gif(out_dir / "animation.gif", video, fps),
     }
+    animated_photo = None
+    if cfg.paste_back:
+        animated_photo = paste_back(photo, to_uint8(generated), face.box, feather)
+        written["photo_mp4"] = write_mp4(out_dir / "photo.mp4", animated_photo, fps)
+        written["photo_gif"] = write_gif(out_dir / "photo.gif", animated_photo, fps)
     if cfg.save_frames:
         (out_dir / "frames").mkdir(exist_ok=True)
         for index, frame in enumerate(video):
             write_image(out_dir / "frames" / f"frame_{index:04d}.png", frame)
+        for index, frame in enumerate(animated_photo if animated_photo is not None else ()):
+            write_image(out_dir / "frames" / f"photo_{index:04d}.png", frame)
         written["frames"] = out_dir / "frames"
     record = {
         "checkpoint": str(trained.checkpoint),
@@ -119,6 +140,11 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
         "driver_frames_without_face": driver.frames_without_face,
         "frames": frames,
         "fps": fps,
+        "motion": cfg.motion,
+        "paste_back": bool(cfg.paste_back),
+        # the face crop in the source photo: left column, top row, side (pixels)
+        "source_crop_box": list(pixel_box(face.box)),
+        "source_size": [photo.shape[1], photo.shape[0]],  # width, height
         "columns": list(COLUMNS),
         "generated_clip": clip_name,
         "device": str(device),
@@ -149,8 +175,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         f"Wrote {outputs['mp4']} and {outputs['gif']} ({record['frames']} frames of the "
         f"{record['generated_clip']} clip; columns: {' | '.join(COLUMNS)})"
     )
+    if "photo_mp4" in outputs:
+        width, height = record["source_size"]
+        print(
+            f"Wrote {outputs['photo_mp4']} and {outputs['photo_gif']} (the source photo, "
+            f"{width}x{height}, animated)"
+        )
     if "frames" in outputs:
-        print(f"Frames: {outputs['frames']}/frame_NNNN.png")
+        photos = " and photo_NNNN.png" if "photo_mp4" in outputs else ""
+        print(f"Frames: {outputs['frames']}/frame_NNNN.png{photos}")
     return record
 
 

@@ -18,11 +18,26 @@ from frgan.inference.faces import DriverTake, Face
 from frgan.utils.media import side_by_side, to_uint8
 
 COLUMNS = ("source", "driver", "driver structure", "retargeted structure", "generated")
+# what of the driver's motion the source follows: its expression only (the source's head stays
+# still), or also its head motion relative to its first frame (first-order-model's "relative")
+MOTIONS = ("expression", "expression+pose")
 
 
-def structure_maps(source: Face, driver: DriverTake, render: StructureRenderer) -> dict:
+def drive(source: Face, driver: DriverTake, motion: str = "expression") -> np.ndarray:
+    """The source's landmarks [T,P,3] moved by the driver (frgan.data.retarget: the motion from
+    the driver's first frame, carried over to the source's face size and pose)."""
+    if motion not in MOTIONS:
+        raise ValueError(f"motion={motion!r} is unknown; choose one of {', '.join(MOTIONS)}")
+    return retarget(
+        driver.landmarks, source.landmarks, transfer_head_motion=motion == "expression+pose"
+    )
+
+
+def structure_maps(
+    source: Face, driver: DriverTake, render: StructureRenderer, motion: str = "expression"
+) -> dict:
     """s0 [1,3,S,S] of the source, the driver's maps and the retargeted maps [T,3,S,S]."""
-    retargeted = retarget(driver.landmarks, source.landmarks)
+    retargeted = drive(source, driver, motion)
     return {
         "s0": torch.from_numpy(render(source.landmarks[None])),
         "driver": torch.from_numpy(render(driver.landmarks)),

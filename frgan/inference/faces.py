@@ -31,11 +31,13 @@ LANDMARK_CHOICES = ("auto", *SOURCE_NAMES)
 
 @dataclass
 class Face:
-    """A face cropped for the model: crop uint8 [S,S,3] and its landmarks [P,3] in crop pixels."""
+    """A face cropped for the model: crop uint8 [S,S,3], its landmarks [P,3] in crop pixels and
+    the crop's box (cx, cy, side) float64 [3] in the photo's pixels."""
 
     image: np.ndarray
     landmarks: np.ndarray
     landmark_source: str
+    box: np.ndarray
 
 
 @dataclass
@@ -126,7 +128,7 @@ def source_face(
         )
     boxes = crop_boxes(found)
     crop = crop_frames(image[None], boxes, size)[0]
-    return Face(crop, landmarks_to_crop(found, boxes, size)[0], name)
+    return Face(crop, landmarks_to_crop(found, boxes, size)[0], name, boxes[0])
 
 
 def driver_take(

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# 16-bit (and 32-bit integer) grey: samples 0..65535
+WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 @dataclass
@@ -31,18 +33,47 @@ def natural_key(name: str) -> list:
 
 
 def read_image(path: str | Path, what: str = "image") -> np.ndarray:
-    """One image file as uint8 RGB [H, W, 3]."""
+    """One image file as uint8 RGB [H, W, 3], as a viewer shows it: turned upright by its EXIF
+    orientation, 16-bit and floating-point samples scaled to 8 bits, transparent pixels on white."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f"{what} {path} is a folder, not an image file; give the path of one image file "
+            "(a JPEG or PNG)"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist; give the path of an image file")
     try:
         with Image.open(path) as image:
             image.load()
-            return np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError) as error:
+            return to_rgb(ImageOps.exif_transpose(image))
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
         raise ValueError(
             f"{what} {path} cannot be read as an image ({error}); give a JPEG or PNG file"
         ) from error
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """uint8 RGB [H, W, 3] of a decoded image of any mode.
+
+    PIL's convert("RGB") clips a 16-bit grey image (mode I;16 / I) to white and a floating-point
+    one (mode F, samples 0..1) to black instead of scaling them, and drops alpha, showing
+    whatever colour transparent pixels happen to hold.
+    """
+    if image.mode in WIDE_GREY_MODES or image.mode == "F":
+        samples = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        if image.mode != "F":
+            samples = samples / 257.0
+        elif samples.max(initial=0.0) <= 1.0:  # floating-point grey: 0..1, else 0..255
+            samples = samples * 255.0
+        image = Image.fromarray(np.clip(np.rint(samples), 0, 255).astype(np.uint8))  # mode L
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.asarray(image.convert("RGB"))
 
 
 def read_driver(path: str | Path, max_frames: int | None = None) -> DriverFrames:
