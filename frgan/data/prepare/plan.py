@@ -14,6 +14,8 @@ from frgan.data.prepare.settings import PrepareSettings
 from frgan.data.shards import SCHEMA_VERSION, SHARD_RECORD_KEYS, sha256_of
 from frgan.data.splits import SPLIT_NAMES, make_split
 from frgan.data.topology import structure_mesh
+from frgan.data.video_layout import VideoLayout, VideoSource
+from frgan.errors import ConfigError
 
 PARTS_DIR = "parts"
 PART_KEYS = ("config_digest", "take_keys", "shard", "skipped", "repaired")
@@ -23,7 +25,7 @@ PART_KEYS = ("config_digest", "take_keys", "shard", "skipped", "repaired")
 class ShardPlan:
     name: str
     split: str
-    takes: list[Take]
+    takes: list[Take | VideoSource]  # a video source gives any number of takes
 
     @property
     def keys(self) -> list[str]:
@@ -31,11 +33,23 @@ class ShardPlan:
 
 
 def plan_shards(
-    layout: RawLayout, settings: PrepareSettings
+    layout: RawLayout | VideoLayout, settings: PrepareSettings
 ) -> tuple[list[ShardPlan], dict, list[dict]]:
-    """Assign subjects to splits and takes to shards: (plans, split, skipped unassigned takes)."""
+    """Assign subjects to splits and takes to shards: (plans, split, skipped unassigned takes).
+
+    For data=videos the units planned are video sources, each giving any number of takes."""
+    listed = getattr(layout, "listed_split", None)
+    if listed and settings.split_method != "listing":
+        raise ConfigError(
+            "the listing gives each subject a split: set data.prepare.split_method=listing to "
+            f"use it (split_method={settings.split_method} would ignore it), or drop its split column"
+        )
     split, unassigned = make_split(
-        layout.subjects, settings.split_method, settings.split_fractions, settings.split_seed
+        layout.subjects,
+        settings.split_method,
+        settings.split_fractions,
+        settings.split_seed,
+        listed=listed,
     )
     plans, skipped = [], []
     for split_name in SPLIT_NAMES:
@@ -53,6 +67,8 @@ def plan_shards(
         if take.subject in set(unassigned):
             skipped.append(
                 {"take": take.label, "reason": "subject in none of the paper's split lists"}
+                if settings.split_method == "paper"
+                else {"take": take.label, "reason": "subject has no split in the listing"}
             )
     skipped += [{"take": t.label, "reason": t.reason} for t in layout.unreadable_takes]
     return plans, split, skipped

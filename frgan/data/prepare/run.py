@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from frgan.data.layout import RawLayout, scan_raw_layout
+from frgan.data.prepare.contact_sheet import SHEETS_DIR, write_contact_sheets
 from frgan.data.prepare.plan import (
     PARTS_DIR,
     ShardPlan,
@@ -20,8 +21,10 @@ from frgan.data.prepare.plan import (
 )
 from frgan.data.prepare.pool import run_takes
 from frgan.data.prepare.settings import PrepareSettings
+from frgan.data.prepare.takes import TakeResult
 from frgan.data.shards import load_manifest, manifest_path, write_shard
 from frgan.data.splits import SPLIT_NAMES
+from frgan.data.video_layout import VideoLayout, scan_video_layout
 from frgan.utils.files import (
     UNWRITABLE,
     UnwritableError,
@@ -29,6 +32,21 @@ from frgan.utils.files import (
     reporting_unwritable,
     write_json_atomic,
 )
+
+
+def scan_layout(raw_dir: str | Path, settings: PrepareSettings) -> RawLayout | VideoLayout:
+    """The takes of a MUG-layout folder, or the video sources of a folder (data=videos)."""
+    if settings.videos is None:
+        return scan_raw_layout(
+            raw_dir, list(settings.expressions) if settings.expressions else None
+        )
+    video = settings.video_settings()
+    return scan_video_layout(
+        raw_dir,
+        subject_level=video.subject_level,
+        label_level=video.label_level,
+        listing=video.listing,
+    )
 
 
 def prepare_dataset(
@@ -54,7 +72,7 @@ def prepare_dataset(
         check_same_settings(load_manifest(shard_dir), settings, shard_dir)
 
     # the raw folder is read before anything is written: a bad raw_dir leaves no trace
-    layout = scan_raw_layout(raw_dir, list(settings.expressions) if settings.expressions else None)
+    layout = scan_layout(raw_dir, settings)
     plans, split, unassigned_skips = plan_shards(layout, settings)
     created = not shard_dir.exists()
     then = "then re-run the preparation (finished shards are kept)"
@@ -83,7 +101,7 @@ def prepare_dataset(
 
 def _write_shards(
     shard_dir: Path,
-    layout: RawLayout,
+    layout: RawLayout | VideoLayout,
     settings: PrepareSettings,
     digest: str,
     plans: list[ShardPlan],
@@ -118,8 +136,9 @@ def _write_shards(
     }
     todo = [plan for plan in plans if parts[plan.name] is None]
     kept = len(plans) - len(todo)
+    units = "takes" if settings.videos is None else "videos and frame folders"
     console.print(
-        f"[bold]prepare[/] {len(layout.takes)} takes of {len(layout.subjects)} subjects from {layout.root} -> {shard_dir} "
+        f"[bold]prepare[/] {len(layout.takes)} {units} of {len(layout.subjects)} subjects from {layout.root} -> {shard_dir} "
         f"({len(plans)} shards, {kept} already done{', ' + str(workers) + ' workers' if workers else ''})"
     )
 
@@ -127,7 +146,7 @@ def _write_shards(
     results = run_takes(pending, settings, workers, progress, console)
     try:
         for plan in todo:
-            take_results = [next(results) for _ in plan.takes]
+            take_results = [result for _ in plan.takes for result in next(results)]
             written = [(r.key, r.members) for r in take_results if r.members is not None]
             record = write_shard(shard_dir / f"{plan.name}.tar", written) if written else None
             if record is not None:
@@ -141,9 +160,7 @@ def _write_shards(
                 "config_digest": digest,
                 "take_keys": plan.keys,
                 "shard": record,
-                "skipped": [
-                    {"take": r.take, "reason": r.skipped} for r in take_results if r.skipped
-                ],
+                "skipped": [skip_entry(r) for r in take_results if r.skipped],
                 "repaired": [
                     {"take": r.take, "repairs": r.repairs}
                     for r in take_results
@@ -159,9 +176,21 @@ def _write_shards(
     manifest = assemble_manifest(
         dataset, layout, settings, digest, split, plans, parts, unassigned_skips
     )
-    if not _stored_manifest_equals(shard_dir, manifest):  # a finished read-only folder stays as is
+    changed = not _stored_manifest_equals(shard_dir, manifest)
+    if changed:  # a finished read-only folder stays as is
         write_json_atomic(manifest_path(shard_dir), manifest, sort_keys=True)
+    if settings.videos is not None and (changed or todo or not (shard_dir / SHEETS_DIR).is_dir()):
+        sheets = write_contact_sheets(shard_dir, manifest)
+        console.print(f"[bold]prepare[/] {len(sheets)} contact sheets in {shard_dir / SHEETS_DIR}")
     return manifest
+
+
+def skip_entry(result: TakeResult) -> dict:
+    """A skipped take (or rejected stretch of a video, with its frame count) in the manifest."""
+    entry = {"take": result.take, "reason": result.skipped}
+    if result.rejected_frames is not None:
+        entry["frames"] = result.rejected_frames
+    return entry
 
 
 def _stored_manifest_equals(shard_dir: Path, manifest: dict) -> bool:
@@ -186,8 +215,14 @@ def print_summary(manifest: dict, console: Console) -> None:
         )
     console.print(table)
     reasons = Counter(s["reason"].split(" (")[0] for s in manifest["skipped"])
+    frames = Counter()
+    for skip in manifest["skipped"]:  # data=videos: rejected stretches carry their frame count
+        frames[skip["reason"].split(" (")[0]] += skip.get("frames", 0)
     console.print(
         f"skipped {len(manifest['skipped'])} takes, repaired {len(manifest['repaired'])}, ignored {len(manifest['ignored'])} paths"
     )
     for reason, count in reasons.most_common():
-        console.print(f"  {count:4d} x {reason}")
+        console.print(
+            f"  {count:4d} x {reason}" + (f" ({frames[reason]} frames)" if frames[reason] else ""),
+            markup=False,
+        )

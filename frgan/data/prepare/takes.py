@@ -35,12 +35,13 @@ class TakeResult:
     frames: int = 0
     skipped: str | None = None
     repairs: list[str] = field(default_factory=list)
+    rejected_frames: int | None = None  # data=videos: frames of a rejected stretch
 
 
 # ---------------------------------------------------------------- one take
 
 
-def _load_frame(path: Path) -> np.ndarray:
+def load_frame(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         image.load()  # raises on truncated data instead of returning a half-grey frame
         return np.asarray(image.convert("RGB"))
@@ -55,7 +56,7 @@ def load_take_frames(take: Take) -> tuple[list[int], np.ndarray, list[str]]:
     numbers, frames, notes = [], [], []
     for number, path in zip(take.frame_numbers, take.frame_paths, strict=True):
         try:
-            frames.append(_load_frame(path))
+            frames.append(load_frame(path))
             numbers.append(number)
         except (OSError, UnidentifiedImageError, ValueError) as error:
             notes.append(f"frame {number} unreadable ({type(error).__name__}: {error})")
@@ -107,6 +108,10 @@ class TakeProcessor:
     def smooth(self):
         settings = self.settings
         return smoother(settings.landmark_smoothing, **settings.landmark_smoothing_options)
+
+    def process(self, take: Take) -> list[TakeResult]:
+        """The results of one unit of work (a take here; a video gives several)."""
+        return [self(take)]
 
     def __call__(self, take: Take) -> TakeResult:
         try:
