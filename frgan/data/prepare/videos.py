@@ -41,10 +41,11 @@ class SourceUnreadable(Exception):
 def resample(
     frames: Iterator[np.ndarray], fps_in: float, fps_out: float
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """(source frame number, frame) at fps_out from a stream at fps_in, without knowing its length."""
+    """(source frame number, frame) at fps_out from a stream at fps_in, without knowing its
+    length: each output time shows the source frame on screen then (dropped or repeated)."""
     output = 0
     for number, frame in enumerate(frames):
-        while np.floor(output * fps_in / fps_out + 0.5) == number:
+        while np.floor(output * fps_in / fps_out + 1e-9) == number:
             yield number, frame
             output += 1
 
