@@ -218,8 +218,12 @@ def print_summary(manifest: dict, console: Console) -> None:
     frames = Counter()
     for skip in manifest["skipped"]:  # data=videos: rejected stretches carry their frame count
         frames[skip["reason"].split(" (")[0]] += skip.get("frames", 0)
+    what = "takes"
+    if frames:  # data=videos
+        what = f"stretches ({sum(frames.values())} frames)"
     console.print(
-        f"skipped {len(manifest['skipped'])} takes, repaired {len(manifest['repaired'])}, ignored {len(manifest['ignored'])} paths"
+        f"skipped {len(manifest['skipped'])} {what}, repaired {len(manifest['repaired'])}, "
+        f"ignored {len(manifest['ignored'])} paths (each with its reason in manifest.json)"
     )
     for reason, count in reasons.most_common():
         console.print(
