@@ -208,6 +208,31 @@ def test_subject_and_label_from_path_levels_and_listing(tmp_path):
 # ---------------------------------------------------------------- end to end
 
 
+def test_ground_truth_beside_a_synthetic_video(tmp_path):
+    """landmarks=ground_truth reads clip.ground_truth.npz (row k = source frame k); no detector."""
+    take = render_take(0, 0, "happiness", 0, image_size=128, min_frames=12, max_frames=12)
+    (tmp_path / "raw" / "s01").mkdir(parents=True)
+    write_mp4(tmp_path / "raw/s01/clip.mp4", take.images, fps=50)  # every other frame at 25 fps
+    landmarks = take.landmarks.copy()
+    landmarks[8:] = np.nan  # the face lost from source frame 8 on
+    np.savez(tmp_path / "raw/s01/clip.ground_truth.npz", landmarks=landmarks)
+    shard_dir = tmp_path / "shards"
+    manifest = prepare(
+        tmp_path / "raw",
+        shard_dir,
+        "data.prepare.landmarks=ground_truth",
+        "data.prepare.landmark_smoothing=none",
+        "data.prepare.videos.min_take_frames=2",
+        "data.prepare.split_fractions={train: 1.0, val: 0.0, test: 0.0}",
+        "data.prepare.workers=0",
+    )
+    (only,) = prepared_takes(shard_dir, manifest)
+    assert only.meta["source_frames"] == [0, 2, 4, 6]
+    assert [(s["take"], s["reason"], s["frames"]) for s in manifest["skipped"]] == [
+        ("s01/clip.mp4@4-5", "no face", 2)
+    ]
+
+
 def test_videos_prepare_into_shards_with_every_rejection_reported(video_folder, tmp_path):
     pytest.importorskip("mediapipe", reason="MediaPipe is not installed (no wheel for this Python)")
     shard_dir = tmp_path / "shards"

@@ -136,6 +136,20 @@ def read_source(source: VideoSource, frame_folder_fps: float) -> tuple[float, It
     return fps, _video_frames(source)
 
 
+class UntilUnreadable:
+    """Frames until the first one that cannot be decoded; `error` then says why, so the
+    frames before it still become takes."""
+
+    def __init__(self, frames: Iterator[np.ndarray]):
+        self.frames, self.error = frames, None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        try:
+            yield from self.frames
+        except SourceUnreadable as error:
+            self.error = error
+
+
 def _why(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
@@ -177,23 +191,29 @@ class VideoProcessor(TakeProcessor):
         decoded = 0
         try:
             fps_in, frames = read_source(source, self.video.frame_folder_fps)
-            fps_out = self.video.fps or fps_in
-            cut = stretches(
-                resample(frames, fps_in, fps_out), self.video.take_frames, self.video.cut_threshold
-            )
-            for stretch in cut:
-                results += self._stretch(source, decoded, stretch, fps_out)
-                decoded += len(stretch)
         except SourceUnreadable as error:
-            reason = f"{UNREADABLE} ({error}" + (
-                f"; after frame {decoded - 1})" if decoded else ")"
+            return [self._rejection(source, 0, 0, f"{UNREADABLE} ({error})")]
+        fps_out = self.video.fps or fps_in
+        readable = UntilUnreadable(frames)
+        cut = stretches(
+            resample(iter(readable), fps_in, fps_out),
+            self.video.take_frames,
+            self.video.cut_threshold,
+        )
+        for stretch in cut:
+            try:
+                results += self._stretch(source, decoded, stretch, fps_out)
+            except LandmarkSourceUnavailable:
+                raise  # the backend cannot run here at all: stop instead of rejecting every video
+            except Exception as error:  # a detector failing on one stretch never stops the run
+                results.append(self._rejection(source, decoded, len(stretch), _why(error)))
+            decoded += len(stretch)
+        if readable.error is not None:
+            after = f"; after output frame {decoded - 1}" if decoded else ""
+            results.append(
+                self._rejection(source, decoded, 0, f"{UNREADABLE} ({readable.error}{after})")
             )
-            results.append(self._rejection(source, decoded, 0, reason))
-        except LandmarkSourceUnavailable:
-            raise  # the backend cannot run here at all: stop instead of rejecting every video
-        except Exception as error:  # a detector crashing on one video never stops the run
-            results.append(self._rejection(source, decoded, 0, _why(error)))
-        if decoded == 0 and not results:
+        elif decoded == 0:
             results.append(self._rejection(source, 0, 0, f"{UNREADABLE} (no frames decoded)"))
         return results
 
