@@ -1,7 +1,9 @@
-"""Prepare a raw MUG-layout folder into shards (and, for data=synthetic, generate it first).
+"""Prepare a raw MUG-layout folder, or a folder of videos, into shards (and, for
+data=synthetic, generate it first).
 
     python -m frgan.prepare data=synthetic
     python -m frgan.prepare data=mug data.raw_dir=/datasets/MUG data.image_size=64 data.prepare.workers=4
+    python -m frgan.prepare data=videos data.raw_dir=/data/my_videos data.prepare.videos.label_level=1
 
 Shards and manifest.json land in data.shard_dir (default data/<name>/shards/<size>px).
 Re-running resumes: finished shards are kept, missing or damaged ones are rebuilt.

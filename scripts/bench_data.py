@@ -1,7 +1,10 @@
-"""Benchmark the data pipeline: forecast pairs per second, structure rendering included.
+"""Benchmark the data pipeline: forecast pairs per second, structure rendering included, and
+preparation from video files (data=videos: decode, resample, cut detection, MediaPipe
+landmarks, crop, encode) in frames per second.
 
     python scripts/bench_data.py                       # 64 px, 2 workers, memory and stream
     python scripts/bench_data.py --workers 4 --batch-size 128 --out outputs/bench/data.json
+    python scripts/bench_data.py --modes --videos 8   # only the video preparation row
 
 Uses the synthetic set (generated and prepared under --data-dir on first use) unless
 --raw-dir points at an existing MUG-layout folder with ground_truth.npz per take. Times
@@ -37,7 +40,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per mode")
     parser.add_argument(
-        "--modes", nargs="+", default=["memory", "stream"], choices=["memory", "stream"]
+        "--modes", nargs="*", default=["memory", "stream"], choices=["memory", "stream"]
+    )
+    parser.add_argument(
+        "--videos", type=int, default=8, help="synthetic MP4s to prepare (0: skip that row)"
     )
     parser.add_argument("--structure", default="normal")
     parser.add_argument(
@@ -96,6 +102,68 @@ def time_loader(datamodule: FRGANDataModule, epochs: int) -> dict:
     }
 
 
+def write_videos(folder: Path, count: int, image_size: int = 128, frames: int = 48) -> Path:
+    """`count` synthetic 25 fps MP4s of `frames` frames, one subject each (kept between runs)."""
+    from frgan.synthetic import render_take
+    from frgan.utils.media import write_mp4
+
+    for subject in range(count):
+        path = folder / f"s{subject:02d}" / "clip.mp4"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            take = render_take(
+                0,
+                subject,
+                "happiness",
+                0,
+                image_size=image_size,
+                min_frames=frames,
+                max_frames=frames,
+            )
+            write_mp4(path, take.images, fps=25)
+    return folder
+
+
+def time_video_preparation(args) -> dict:
+    """Frames per second of data=videos preparation (MediaPipe landmarks) with args.workers
+    processes, from start to manifest (worker start-up included: every run pays it)."""
+    from frgan.data.prepare import PrepareSettings, prepare_dataset
+
+    raw = write_videos(Path(args.data_dir) / "videos" / "raw", args.videos)
+    settings = PrepareSettings(
+        image_size=args.image_size,
+        landmarks="mediapipe",
+        landmark_smoothing="savgol",
+        split_fractions={"train": 0.75, "val": 0.125, "test": 0.125},
+        takes_per_shard=2,
+        videos={"take_frames": 64, "min_take_frames": 16},
+    )
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    manifest = prepare_dataset(
+        raw,
+        Path(args.data_dir) / "videos" / "shards",
+        settings,
+        dataset="bench-videos",
+        workers=args.workers,
+        overwrite=True,
+        progress=False,
+        console=Console(stderr=True, quiet=True),
+    )
+    seconds = time.perf_counter() - start
+    kept = sum(record["frames"] for record in manifest["shards"])
+    rejected = sum(skip.get("frames", 0) for skip in manifest["skipped"])
+    return {
+        "videos": args.videos,
+        "frames": kept + rejected,
+        "frames_in_takes": kept,
+        "seconds": seconds,
+        "frames_per_s": (kept + rejected) / seconds,
+        "load_average_1min_before": load_before,
+        "load_average_1min_after": os.getloadavg()[0],
+    }
+
+
 def time_renderer(kind: str, size: int) -> float:
     """Structure maps per second of one process, in batches of 64 maps of a jittered mean face."""
     rng = np.random.default_rng(0)
@@ -118,6 +186,7 @@ def main() -> None:
         datamodule.prepare_data()
         results[mode] = time_loader(datamodule, args.epochs)
     renders_per_s = time_renderer(args.structure, args.image_size)
+    video_preparation = time_video_preparation(args) if args.videos > 0 else None
 
     table = Table(
         title=f"forecast pairs/s, {args.image_size} px, {args.workers} workers, batch {args.batch_size}"
@@ -132,10 +201,19 @@ def main() -> None:
             f"{r['setup_s']:.2f}",
             f"{r['first_batch_s']:.2f}",
         )
-    console.print(table)
+    if results:
+        console.print(table)
     console.print(
         f"renderer alone ({args.structure}): {renders_per_s:.0f} maps/s in one process (2 maps per pair)"
     )
+    if video_preparation is not None:
+        v = video_preparation
+        console.print(
+            f"prepare from video files (data=videos, mediapipe landmarks, {args.workers} workers): "
+            f"{v['frames_per_s']:.1f} frames/s ({v['frames']} frames of {v['videos']} MP4s in "
+            f"{v['seconds']:.1f} s, load average {v['load_average_1min_before']:.1f} -> "
+            f"{v['load_average_1min_after']:.1f})"
+        )
 
     report = {
         "benchmark": "data",
@@ -145,6 +223,7 @@ def main() -> None:
         "structure": args.structure,
         "modes": results,
         "renderer_maps_per_s": renders_per_s,
+        "video_preparation": video_preparation,
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_1min": os.getloadavg()[0],  # other jobs lower the rates

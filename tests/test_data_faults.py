@@ -275,7 +275,7 @@ def test_full_or_read_only_shard_dir_is_one_line(tmp_path, monkeypatch, capsys, 
     assert prepare_dataset(raw, shard_dir, small_settings(), progress=False) == first
     # a finished folder that became read-only: re-running the preparation writes nothing
     monkeypatch.setattr(tarfile.TarFile, "addfile", refuse)
-    monkeypatch.setattr("frgan.data.prepare.write_json_atomic", refuse)
+    monkeypatch.setattr("frgan.data.prepare.run.write_json_atomic", refuse)
     assert prepare_dataset(raw, shard_dir, small_settings(), progress=False) == first
 
 

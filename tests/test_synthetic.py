@@ -18,7 +18,8 @@ from frgan.synthetic import (
 )
 from frgan.synthetic import writer as synth_writer
 from frgan.synthetic.appearance import LABEL
-from frgan.synthetic.preview import LABEL_HEIGHT, write_preview
+from frgan.synthetic.preview import write_preview
+from frgan.utils.media import CAPTION_HEIGHT
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 TINY = dict(
@@ -124,7 +125,7 @@ def test_preview_sheet_and_gifs(tiny_set):
     )
     sheet = np.asarray(Image.open(root / "preview/contact_sheet.png"))
     size = TINY["image_size"]
-    assert sheet.shape[:2] == (LABEL_HEIGHT + 4 * size, 7 * size)  # header + subjects x (1 + 6)
+    assert sheet.shape[:2] == (CAPTION_HEIGHT + 4 * size, 7 * size)  # header + subjects x (1 + 6)
     with Image.open(root / "preview/happiness.gif") as gif:
         longest = max(
             len(list(root.glob(f"s00{s}/happiness/take000/img_*.jpg"))) for s in range(1, 5)

@@ -75,11 +75,26 @@ def fraction_split(
 
 
 def make_split(
-    subjects: list[str], method: str, fractions: dict[str, float], seed: int
+    subjects: list[str],
+    method: str,
+    fractions: dict[str, float],
+    seed: int,
+    listed: dict[str, str] | None = None,
 ) -> tuple[dict[str, list[str]], list[str]]:
-    """Split by `method` ('paper' or 'fractions'); returns (split -> subjects, unassigned)."""
+    """Split by `method` ('paper', 'fractions' or 'listing': `listed` maps subject -> split);
+    returns (split -> subjects, unassigned)."""
     if method == "paper":
         return paper_split(subjects)
     if method == "fractions":
         return fraction_split(subjects, fractions, seed), []
-    raise ValueError(f"Unknown split method '{method}'; use 'paper' or 'fractions'.")
+    if method == "listing":
+        if listed is None:
+            raise ValueError(
+                "data.prepare.split_method=listing needs a listing with a split column "
+                "(data.prepare.videos.listing)"
+            )
+        splits = {
+            name: sorted(s for s in subjects if listed.get(s) == name) for name in SPLIT_NAMES
+        }
+        return splits, sorted(s for s in subjects if listed.get(s) not in SPLIT_NAMES)
+    raise ValueError(f"Unknown split method '{method}'; use 'paper', 'fractions' or 'listing'.")

@@ -10,11 +10,10 @@ import cv2
 import numpy as np
 
 from frgan.synthetic.writer import CARD_NAME, GROUND_TRUTH_NAME
-from frgan.utils.media import write_gif, write_image
+from frgan.utils.media import caption, write_gif, write_image
 
 MAX_SHEET_SUBJECTS = 24
 GIF_SUBJECTS = 8
-LABEL_HEIGHT = 16
 GIF_FPS = 12.5  # 80 ms per frame
 
 
@@ -23,21 +22,6 @@ def _read_rgb(path: Path) -> np.ndarray:
     if image is None:
         raise FileNotFoundError(f"Cannot read preview source image {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def _label(text: str, width: int) -> np.ndarray:
-    strip = np.full((LABEL_HEIGHT, width, 3), 255, np.uint8)
-    cv2.putText(
-        strip,
-        text,
-        (2, LABEL_HEIGHT - 4),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.38,
-        (0, 0, 0),
-        1,
-        cv2.LINE_AA,
-    )
-    return strip
 
 
 def contact_sheet(root: Path, subjects: list, expressions: list) -> np.ndarray:
@@ -54,7 +38,7 @@ def contact_sheet(root: Path, subjects: list, expressions: list) -> np.ndarray:
             cells.append(_read_rgb(take / f"img_{apex:04d}.jpg"))
         rows.append(np.concatenate(cells, 1))
     size = rows[0].shape[0]
-    header = np.concatenate([_label(name, size) for name in ["neutral", *expressions]], 1)
+    header = np.concatenate([caption(name, size) for name in ["neutral", *expressions]], 1)
     return np.concatenate([header, *rows], 0)
 
 

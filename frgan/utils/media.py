@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from einops import rearrange
@@ -17,6 +18,7 @@ from PIL import Image
 from frgan.utils.files import atomic_path
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
+CAPTION_HEIGHT = 16  # pixels of a caption strip
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -28,6 +30,15 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 def side_by_side(columns: Sequence[torch.Tensor]) -> torch.Tensor:
     """Concatenate images [..., C, H, W] along the width; 1-channel maps become grey RGB."""
     return torch.cat([c.float().expand(*c.shape[:-3], 3, *c.shape[-2:]) for c in columns], dim=-1)
+
+
+def caption(text: str, width: int, height: int = CAPTION_HEIGHT) -> np.ndarray:
+    """A white strip uint8 [height, width, 3] with `text` in black, to label a row or column."""
+    strip = np.full((height, width, 3), 255, np.uint8)
+    cv2.putText(
+        strip, text, (2, height - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1, cv2.LINE_AA
+    )
+    return strip
 
 
 def write_image(path: str | Path, image: np.ndarray) -> Path:

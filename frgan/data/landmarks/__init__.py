@@ -5,6 +5,7 @@ from frgan.data.landmarks.base import (
     SOURCE_NAMES,
     LandmarkSource,
     build_landmark_source,
+    detect_faces,
     empty_landmarks,
 )
 
@@ -13,5 +14,6 @@ __all__ = [
     "SOURCE_NAMES",
     "LandmarkSource",
     "build_landmark_source",
+    "detect_faces",
     "empty_landmarks",
 ]

@@ -55,6 +55,23 @@ def build_landmark_source(name: str, **kwargs) -> LandmarkSource:
     return source_class(**kwargs)
 
 
+def detect_faces(
+    source: LandmarkSource,
+    frames: np.ndarray,
+    take_dir: Path | None,
+    frame_ids: Sequence[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(landmarks [T, P, 3] of the main face, how many faces each frame shows, int [T]).
+
+    Detectors count the faces they see (`detect`); a source that cannot count (ground truth)
+    reports one face wherever it has landmarks."""
+    detect = getattr(source, "detect", None)
+    if detect is not None:
+        return detect(frames, take_dir, frame_ids)
+    landmarks = source(frames, take_dir, frame_ids)
+    return landmarks, (~np.isnan(landmarks).any(axis=(1, 2))).astype(np.int64)
+
+
 def check_frames(frames: np.ndarray) -> np.ndarray:
     """Return `frames` if it is a uint8 RGB stack [T, H, W, 3] with T >= 1, else raise ValueError."""
     frames = np.asarray(frames)

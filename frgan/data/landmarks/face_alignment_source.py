@@ -111,14 +111,25 @@ class FaceAlignmentLandmarks:
         take_dir: Path | None = None,
         frame_ids: Sequence[int] | None = None,
     ) -> np.ndarray:
+        return self.detect(frames)[0]
+
+    def detect(
+        self,
+        frames: np.ndarray,
+        take_dir: Path | None = None,
+        frame_ids: Sequence[int] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(landmarks of the largest face, faces the detector found per frame, int [T])."""
         frames = check_frames(frames)
         landmarks = empty_landmarks(len(frames))
+        counts = np.zeros(len(frames), np.int64)
         for index, frame in enumerate(frames):
             boxes = self._model.face_detector.detect_from_image(frame.copy())
+            counts[index] = len(boxes)
             if len(boxes) == 0:
                 continue
             largest = max(boxes, key=lambda box: (box[2] - box[0]) * (box[3] - box[1]))
             found = self._model.get_landmarks_from_image(frame, detected_faces=[largest])
             landmarks[index] = found[0]
         landmarks[..., 2] *= -1
-        return landmarks
+        return landmarks, counts

@@ -19,7 +19,10 @@ GROUND_TRUTH_FILE = "ground_truth.npz"
 
 
 class GroundTruthLandmarks:
-    """Ground-truth landmarks of synthetic takes; row k of the file belongs to frame number k."""
+    """Ground-truth landmarks of synthetic takes; row k of the file belongs to frame number k.
+
+    `take_dir` is the take's folder (its ground_truth.npz is read) or the .npz file itself
+    (a synthetic video's clip.ground_truth.npz beside clip.mp4)."""
 
     name = "ground_truth"
 
@@ -30,11 +33,13 @@ class GroundTruthLandmarks:
         self, frames: np.ndarray, take_dir: Path, frame_ids: Sequence[int] | None = None
     ) -> np.ndarray:
         num_frames = check_frames(frames).shape[0]
-        stored = load_ground_truth_landmarks(Path(take_dir), self.mesh.num_points)
+        path = Path(take_dir)
+        path = path if path.is_file() else path / GROUND_TRUTH_FILE
+        stored = load_ground_truth_file(path, self.mesh.num_points)
         if frame_ids is None:
             if len(stored) != num_frames:
                 raise GroundTruthError(
-                    f"{Path(take_dir) / GROUND_TRUTH_FILE} holds landmarks for {len(stored)} frames "
+                    f"{path} holds landmarks for {len(stored)} frames "
                     f"but the take has {num_frames}; pass frame_ids to say which rows belong to the frames"
                 )
             return stored
@@ -46,7 +51,7 @@ class GroundTruthLandmarks:
         out_of_range = frame_ids[(frame_ids < 0) | (frame_ids >= len(stored))]
         if out_of_range.size:
             raise GroundTruthError(
-                f"{Path(take_dir) / GROUND_TRUTH_FILE} has rows 0..{len(stored) - 1}, "
+                f"{path} has rows 0..{len(stored) - 1}, "
                 f"but frame_ids asks for {out_of_range.tolist()}"
             )
         return stored[frame_ids]
@@ -58,7 +63,11 @@ def ground_truth_key(num_points: int) -> str:
 
 def load_ground_truth_landmarks(take_dir: Path, num_points: int = 68) -> np.ndarray:
     """The landmarks [T, num_points, 3] float32 of take_dir/ground_truth.npz, checked."""
-    path = take_dir / GROUND_TRUTH_FILE
+    return load_ground_truth_file(take_dir / GROUND_TRUTH_FILE, num_points)
+
+
+def load_ground_truth_file(path: Path, num_points: int = 68) -> np.ndarray:
+    """The landmarks [T, num_points, 3] float32 of a ground-truth .npz file, checked."""
     key = ground_truth_key(num_points)
     if not path.is_file():
         raise GroundTruthError(

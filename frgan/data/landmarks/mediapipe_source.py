@@ -70,15 +70,29 @@ class MediaPipeLandmarks:
         take_dir: Path | None = None,
         frame_ids: Sequence[int] | None = None,
     ) -> np.ndarray:
+        return self._track(frames, max_faces=1)[0]
+
+    def detect(
+        self,
+        frames: np.ndarray,
+        take_dir: Path | None = None,
+        frame_ids: Sequence[int] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(landmarks of the first face, faces found per frame, int [T], counting up to 2)."""
+        return self._track(frames, max_faces=2)
+
+    def _track(self, frames: np.ndarray, max_faces: int) -> tuple[np.ndarray, np.ndarray]:
         frames = check_frames(frames)
         num_frames, height, width, _ = frames.shape
         landmarks = empty_landmarks(num_frames, len(self._points))
-        with self._face_mesh.FaceMesh(**self.options) as mesh:
+        counts = np.zeros(num_frames, np.int64)
+        with self._face_mesh.FaceMesh(**{**self.options, "max_num_faces": max_faces}) as mesh:
             for index, frame in enumerate(frames):
                 result = mesh.process(np.ascontiguousarray(frame))
                 if not result.multi_face_landmarks:
                     continue
+                counts[index] = len(result.multi_face_landmarks)
                 points = result.multi_face_landmarks[0].landmark
                 normalised = np.array([(p.x, p.y, p.z) for p in points], dtype=np.float32)
                 landmarks[index] = normalised[self._points] * np.float32([width, height, width])
-        return landmarks
+        return landmarks, counts
