@@ -5,6 +5,7 @@ folder, and the 2-node run trains exactly like trainer=ddp_sim with the same see
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -18,7 +19,8 @@ import pytest
 import torch
 from conftest import TINY_DATA, TINY_RUN
 
-from frgan.utils.ranks import RANK_VARIABLES
+from frgan.utils.cli import EXIT_JOB_LOST, run_hydra_app
+from frgan.utils.ranks import RANK_VARIABLES, RankZeroFileHandler, rank_zero_only
 
 REPO = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"
@@ -26,6 +28,39 @@ LOOPBACK = "127.0.0.1"
 # 2 cores do not crowd each other
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 RUN_TIMEOUT = 900.0
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_hydras_run_files_are_written_by_global_rank_zero_only(monkeypatch, tmp_path, rank):
+    for name in RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RANK", str(rank))
+    log_file = tmp_path / "train.log"
+    handler = RankZeroFileHandler(log_file, delay=True)
+    handler.emit(logging.makeLogRecord({"msg": "model: ..."}))
+    handler.close()
+    assert log_file.exists() == (rank == 0)
+    assert rank_zero_only(".hydra") == (".hydra" if rank == 0 else None)
+
+
+def test_a_sweep_job_lost_by_the_submitit_launcher_is_one_line(capsys):
+    utils = pytest.importorskip("submitit.core.utils", reason="the `slurm` extra is not installed")
+
+    def sweep():
+        raise utils.UncompletedJobError(
+            "Job 7 (task: 0) with path /sweep/.submitit/7/7_0_result.pkl\n"
+            "has not produced any output (state: INTERRUPTED)\nError stream produced:\n..."
+        )
+
+    with pytest.raises(SystemExit) as stopped:
+        run_hydra_app(sweep)
+    assert stopped.value.code == EXIT_JOB_LOST
+    assert capsys.readouterr().err == (
+        "error: a job of the sweep ended without a result (Job 7 (task: 0) with path "
+        "/sweep/.submitit/7/7_0_result.pkl has not produced any output (state: INTERRUPTED)); "
+        "run the same command again with ckpt_path=auto to resume the unfinished jobs from "
+        "their last.ckpt\n"
+    )
 
 
 def _loopback_interface() -> str:
