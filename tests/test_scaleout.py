@@ -31,15 +31,22 @@ RUN_TIMEOUT = 900.0
 
 
 @pytest.mark.parametrize("rank", [0, 1])
-def test_hydras_run_files_are_written_by_global_rank_zero_only(monkeypatch, tmp_path, rank):
+def test_hydras_run_files_are_written_by_global_rank_zero_only_errors_by_all(
+    monkeypatch, tmp_path, rank
+):
     for name in RANK_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RANK", str(rank))
     log_file = tmp_path / "train.log"
     handler = RankZeroFileHandler(log_file, delay=True)
-    handler.emit(logging.makeLogRecord({"msg": "model: ..."}))
-    handler.close()
+    handler.emit(logging.makeLogRecord({"msg": "model: ...", "levelno": logging.INFO}))
+    handler.flush()
     assert log_file.exists() == (rank == 0)
+    # every rank's errors reach the run's log file
+    handler.emit(logging.makeLogRecord({"msg": "error: ...", "levelno": logging.ERROR}))
+    handler.close()
+    expected = ["model: ...", "error: ..."] if rank == 0 else ["error: ..."]
+    assert log_file.read_text().splitlines() == expected
     assert rank_zero_only(".hydra") == (".hydra" if rank == 0 else None)
 
 

@@ -3,7 +3,8 @@
 Launchers that start every process themselves (torchrun, srun, Lightning's own DDP launcher) set
 the rank in the environment, and each process composes the run's config on its own: Hydra's
 run-folder files (`.hydra/`, `<task>.log`) are written by global rank 0 only, through the
-`rank_zero_only` resolver (conf/hydra/default.yaml) and RankZeroFileHandler.
+`rank_zero_only` resolver (conf/hydra/default.yaml) and RankZeroFileHandler (which lets the
+errors of every rank through).
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ def rank_zero_only(value: Any) -> Any:
 
 
 class RankZeroFileHandler(logging.FileHandler):
-    """A log file written by global rank 0 only: on other ranks it neither opens nor writes it
-    (conf/hydra/default.yaml makes it the run's log file handler, created with delay=True)."""
+    """The run's log file, written by global rank 0; other ranks add only their errors (and
+    do not open the file until they have one: conf/hydra/default.yaml sets delay=True)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        if is_global_zero():
+        if record.levelno >= logging.ERROR or is_global_zero():
             super().emit(record)
 
 
