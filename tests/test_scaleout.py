@@ -5,6 +5,7 @@ folder, and the 2-node run trains exactly like trainer=ddp_sim with the same see
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import signal
@@ -159,13 +160,14 @@ class TwoNodes:
 
     def kill(self) -> None:
         """SIGKILL both nodes: the agents and every process they started."""
-        pids = [pid for agent in self.agents for pid in (*_descendants(agent.pid), agent.pid)]
-        for pid in pids:
+        running = [agent for agent in self.agents if agent.poll() is None]
+        for pid in [pid for agent in running for pid in _descendants(agent.pid)]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for agent in self.agents:
+        for agent in running:
+            agent.kill()
             agent.wait()
 
     def outputs(self) -> list[str]:
@@ -189,8 +191,6 @@ def _run_ddp_sim(data_dir: Path, run_dir: Path) -> subprocess.CompletedProcess:
 
 
 def _metric_rows(run_dir: Path) -> list[dict[str, str]]:
-    import csv
-
     with open(run_dir / "csv" / "metrics.csv", newline="") as file:
         return list(csv.DictReader(file))
 
@@ -301,14 +301,13 @@ def test_submitit_local_sweep_killed_then_resumed_through_fit_and_test(tiny_data
     )
     sweep_dir = tmp_path / "sweep"
     long_run = ["callbacks.periodic_checkpoint.every_n_train_steps=2"]
-    with open(tmp_path / "killed.log", "w") as log:
+    with open(tmp_path / "killed.log", "w") as log, open(tmp_path / "killed.err", "w") as err:
         launcher = subprocess.Popen(
             _sweep_command(tiny_data_dir, sweep_dir, *long_run, "trainer.max_epochs=40"),
             cwd=REPO,
             env=_environment(),
             stdout=log,
-            stderr=subprocess.PIPE,
-            text=True,
+            stderr=err,
         )
     last = sweep_dir / "0" / "checkpoints" / "last.ckpt"
     try:
@@ -319,11 +318,14 @@ def test_submitit_local_sweep_killed_then_resumed_through_fit_and_test(tiny_data
         assert jobs, "the job's process was not found"
         for pid in jobs:
             os.kill(pid, signal.SIGKILL)
-        _, stderr = launcher.communicate(timeout=RUN_TIMEOUT)
+        launcher.wait(timeout=RUN_TIMEOUT)
     finally:
-        launcher.kill()
-        for pid in _descendants(launcher.pid):
-            os.kill(pid, signal.SIGKILL)
+        if launcher.poll() is None:
+            for pid in _descendants(launcher.pid):
+                os.kill(pid, signal.SIGKILL)
+            launcher.kill()
+        launcher.wait()
+    stderr = (tmp_path / "killed.err").read_text()
     assert launcher.returncode == 1
     errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "ckpt_path=auto" in errors[0], stderr[-3000:]
