@@ -42,6 +42,10 @@ import tempfile
 import time
 from pathlib import Path
 
+# first: frgan applies the OpenMP thread policy of the entry points before torch loads
+import frgan  # noqa: F401
+
+# isort: split
 import pytorch_lightning as pl
 import torch
 from rich.console import Console
@@ -371,7 +375,8 @@ def policy_environment(policy: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if k not in (*OPENMP_WAIT_VARIABLES, POLICY_VARIABLE)
     }
-    return {**env, **thread_policy_variables({POLICY_VARIABLE: policy})}
+    chosen = {POLICY_VARIABLE: policy}
+    return {**env, **chosen, **thread_policy_variables(chosen)}
 
 
 def bench_contention(args: argparse.Namespace, folder: Path) -> dict:
