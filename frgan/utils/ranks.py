@@ -15,8 +15,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-# torchrun and Lightning's launcher (RANK / LOCAL_RANK), SLURM's srun (SLURM_PROCID)
-RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID")
+# torchrun (RANK), Lightning's launcher (LOCAL_RANK, and NODE_RANK on multi-node runs started
+# on each node), SLURM's srun (SLURM_PROCID)
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
 
 
 def is_global_zero() -> bool:

@@ -12,12 +12,14 @@ policy is applied by `frgan/__init__.py`, before any entry point imports torch. 
 FRGAN_THREAD_POLICY=torch to keep the runtime's defaults; an OpenMP waiting variable that the
 user set (OMP_WAIT_POLICY, GOMP_SPINCOUNT, KMP_BLOCKTIME) is always left as it is. Thread
 counts stay torch's (one per core; OMP_NUM_THREADS is respected), DataLoader workers use one.
-This module must not import torch.
+This module must not import torch (nor anything that does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
+
+from frgan.errors import ConfigError
 
 POLICY_VARIABLE = "FRGAN_THREAD_POLICY"
 DEFAULT_POLICY = "passive"
@@ -29,7 +31,7 @@ POLICIES: dict[str, dict[str, str]] = {
 OPENMP_WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 
 
-class ThreadPolicyError(ValueError):
+class ThreadPolicyError(ConfigError):
     """FRGAN_THREAD_POLICY names no policy."""
 
 
