@@ -29,6 +29,7 @@ from frgan.utils.config import print_config_tree, resolve_ckpt_path
 from frgan.utils.config_check import check_train_config
 from frgan.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from frgan.utils.loggers import record_wandb_run, resume_wandb_run
+from frgan.utils.ranks import is_global_zero
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     # The periodic checkpoint stores the weights after the step it counts, which is what resuming
     # needs; Lightning warns about exactly that under manual optimization.
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
-    if cfg.get("extras", {}).get("print_config"):
+    if cfg.get("extras", {}).get("print_config") and is_global_zero():
         print_config_tree(cfg, save_to=run_dir / "config_tree.log")
     check_train_config(cfg)
     pl.seed_everything(cfg.seed, workers=True)

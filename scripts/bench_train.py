@@ -5,11 +5,20 @@ generator), and for the refine stage clips/s and the share of the step spent for
     python scripts/bench_train.py --presets paper --steps 3 --accelerator gpu --peak-tflops 989
     python scripts/bench_train.py --stages refine --presets small --clip-length 8
     python scripts/bench_train.py --stages forecast run --presets small --precisions 32-true
+    python scripts/bench_train.py --stages contention --presets small --steps 3 --contention-reps 2
 
 The `run` stage trains the real default command (`python -m frgan.train`, synthetic data,
 callbacks, validation, checkpoints, logging) for --run-batches batches and reads the run's
 timing.json (frgan/callbacks/timing.py): batches/s including everything, beside the pure
 step above, so the gap between the two stays visible. Extra overrides: --run-overrides.
+
+The `contention` stage measures the small forecast step (the first of --presets) under each
+OpenMP thread policy (frgan/utils/threads.py: `torch`, the runtime's spinning default, and
+`passive`), each in a fresh process started with that policy's environment: alone and beside one
+CPU-bound competitor (a busy Python loop the benchmark starts itself), in alternating phases of
+--steps steps, --contention-reps times with the policies interleaved. It reports each policy's
+rate beside the competitor as a share of its rate alone (a fair share on 2 cores is about half),
+and the passive policy's alone rate against torch's (it must not slow the run alone).
 
 Runs the real `ForecastGAN.training_step` through a Lightning Trainer on random batches,
 times each step after `--warmup` untimed ones (the fastest is reported: the least disturbed
@@ -33,6 +42,10 @@ import tempfile
 import time
 from pathlib import Path
 
+# first: frgan applies the OpenMP thread policy of the entry points before torch loads
+import frgan  # noqa: F401
+
+# isort: split
 import pytorch_lightning as pl
 import torch
 from rich.console import Console
@@ -43,6 +56,16 @@ from torch.utils.flop_counter import FlopCounterMode
 import frgan.models.blocks as blocks
 from frgan.models import ForecastGAN, Generator, RefineGAN
 from frgan.utils.files import write_json_atomic
+from frgan.utils.threads import (
+    OPENMP_WAIT_VARIABLES,
+    POLICIES,
+    POLICY_VARIABLE,
+    thread_policy_variables,
+)
+
+CONTENTION_POLICIES = ("torch", "passive")
+# one CPU-bound job: a single busy thread
+COMPETITOR = [sys.executable, "-c", "while True: pass"]
 
 REFERENCE = {
     "preset": "paper",
@@ -284,6 +307,172 @@ def bench_run(args: argparse.Namespace, folder: Path) -> dict:
     }
 
 
+class Competitor(pl.Callback):
+    """Runs the busy competitor during the phases `beside` marks (phase i: the --steps steps
+    after the warm-up that start at step warmup + i * steps), started before and stopped after
+    the phase's steps, outside their timing (put it before the StepTimer)."""
+
+    def __init__(self, warmup: int, steps: int, beside: list[bool]):
+        self.warmup, self.steps, self.beside = warmup, steps, beside
+        self.process: subprocess.Popen | None = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        timed = batch_idx - self.warmup
+        if timed < 0 or timed % self.steps:
+            return
+        self.stop()
+        if self.beside[timed // self.steps]:
+            self.process = subprocess.Popen(COMPETITOR)
+            time.sleep(0.5)  # spinning before the phase's first step starts
+
+    def on_train_end(self, trainer, pl_module):
+        self.stop()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+def bench_contention_child(args: argparse.Namespace) -> dict:
+    """In a process started with one thread policy: the small forecast step in phases alone
+    and beside the competitor (--contention-phases, alternating)."""
+    pl.seed_everything(0, verbose=False)
+    beside = [phase % 2 == int(args.competitor_first) for phase in range(args.contention_phases)]
+    model = ForecastGAN(preset=args.presets[0], image_size=args.image_size)
+    batches = args.warmup + args.steps * len(beside)
+    data = DataLoader(
+        RandomPairs(batches * args.batch_size, args.image_size), batch_size=args.batch_size
+    )
+    competitor = Competitor(args.warmup, args.steps, beside)
+    timer = StepTimer()
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[competitor, timer],
+    )
+    try:
+        trainer.fit(model, data)
+    finally:
+        competitor.stop()
+    timed = timer.wall[args.warmup :]
+    phases = [timed[i * args.steps : (i + 1) * args.steps] for i in range(len(beside))]
+    return {
+        "threads": torch.get_num_threads(),
+        "alone_s": [t for phase, b in zip(phases, beside, strict=True) if not b for t in phase],
+        "beside_s": [t for phase, b in zip(phases, beside, strict=True) if b for t in phase],
+    }
+
+
+def policy_environment(policy: str) -> dict[str, str]:
+    """This process's environment with only `policy`'s OpenMP waiting variables."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in (*OPENMP_WAIT_VARIABLES, POLICY_VARIABLE)
+    }
+    chosen = {POLICY_VARIABLE: policy}
+    return {**env, **chosen, **thread_policy_variables(chosen)}
+
+
+def bench_contention(args: argparse.Namespace, folder: Path) -> dict:
+    """Every policy in a fresh process per repetition, interleaved; rates and ratios."""
+    steps = {policy: {"alone_s": [], "beside_s": []} for policy in CONTENTION_POLICIES}
+    threads, loads = {}, []
+    for rep in range(args.contention_reps):
+        order = CONTENTION_POLICIES if rep % 2 == 0 else CONTENTION_POLICIES[::-1]
+        for policy in order:
+            out = folder / f"{policy}_{rep}.json"
+            command = [
+                sys.executable,
+                __file__,
+                "--stages",
+                "contention-child",
+                "--presets",
+                args.presets[0],
+                "--batch-size",
+                str(args.batch_size),
+                "--image-size",
+                str(args.image_size),
+                "--steps",
+                str(args.steps),
+                "--warmup",
+                str(args.warmup),
+                "--contention-phases",
+                str(args.contention_phases),
+                "--out",
+                str(out),
+                *(["--competitor-first"] if rep % 2 else []),
+            ]
+            done = subprocess.run(
+                command, env=policy_environment(policy), capture_output=True, text=True
+            )
+            if done.returncode != 0:
+                raise SystemExit(f"the {policy} run failed:\n{done.stderr[-2000:]}")
+            child = json.loads(out.read_text())["contention_child"]
+            threads[policy] = child["threads"]
+            for key in ("alone_s", "beside_s"):
+                steps[policy][key] += child[key]
+            loads.append(os.getloadavg()[0])
+    result = {
+        "preset": args.presets[0],
+        "batch_size": args.batch_size,
+        "competitor": " ".join(COMPETITOR[1:]),
+        "reps": args.contention_reps,
+        "load_average_after_each_run": loads,
+        "policies": {},
+    }
+    for policy in CONTENTION_POLICIES:
+        alone, beside = steps[policy]["alone_s"], steps[policy]["beside_s"]
+        alone_rate = args.batch_size * len(alone) / sum(alone)
+        beside_rate = args.batch_size * len(beside) / sum(beside)
+        result["policies"][policy] = {
+            "environment": POLICIES[policy],
+            "threads": threads[policy],
+            **steps[policy],
+            "alone_samples_per_s": alone_rate,
+            "beside_samples_per_s": beside_rate,
+            "kept_share": beside_rate / alone_rate,
+        }
+    policies = result["policies"]
+    result["passive_alone_vs_torch_alone"] = (
+        policies["passive"]["alone_samples_per_s"] / policies["torch"]["alone_samples_per_s"]
+    )
+    result["passive_beside_vs_torch_beside"] = (
+        policies["passive"]["beside_samples_per_s"] / policies["torch"]["beside_samples_per_s"]
+    )
+    return result
+
+
+def print_contention_table(console: Console, result: dict) -> None:
+    table = Table(
+        title=f"Beside one CPU-bound job ({result['competitor']}): the {result['preset']} "
+        f"forecast step, batch {result['batch_size']}, {result['reps']} interleaved reps"
+    )
+    for column in ("policy", "threads", "alone samples/s", "beside samples/s", "kept share"):
+        table.add_column(column, justify="right")
+    for policy, r in result["policies"].items():
+        table.add_row(
+            policy,
+            str(r["threads"]),
+            f"{r['alone_samples_per_s']:.2f}",
+            f"{r['beside_samples_per_s']:.2f}",
+            f"{r['kept_share']:.0%}",
+        )
+    console.print(table)
+    console.print(
+        f"passive vs torch: alone {result['passive_alone_vs_torch_alone']:.2f}x, beside the "
+        f"competitor {result['passive_beside_vs_torch_beside']:.2f}x; load average after each "
+        f"run {', '.join(f'{x:.1f}' for x in result['load_average_after_each_run'])}"
+    )
+
+
 def print_run_table(console: Console, run: dict, steps: list[dict]) -> None:
     table = Table(title=f"The real run ({' '.join(run['command'][2:])})")
     for column in ("batches", "fit s", "batches/s", "steps", "data", "validation", "other"):
@@ -373,6 +562,16 @@ def main() -> None:
     parser.add_argument(
         "--run-overrides", nargs="*", default=[], help="run: extra overrides of frgan.train"
     )
+    parser.add_argument(
+        "--contention-reps", type=int, default=2, help="contention: runs of each policy"
+    )
+    parser.add_argument(
+        "--contention-phases",
+        type=int,
+        default=4,
+        help="contention: alternating phases (alone, beside the competitor) per run",
+    )
+    parser.add_argument("--competitor-first", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/train.json"))
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 1 or args.batch_size < 1:
@@ -384,6 +583,9 @@ def main() -> None:
     if args.unfolded:
         blocks.FOLD_MIN_PIXELS = float("inf")
     os.environ.setdefault("WANDB_MODE", "disabled")
+    if "contention-child" in args.stages:
+        write_json_atomic(args.out, {"contention_child": bench_contention_child(args)})
+        return
 
     console = Console()
     load_before = os.getloadavg()
@@ -440,6 +642,12 @@ def main() -> None:
         print_run_table(console, run_result, results)
     if refine_results:
         print_refine_table(console, refine_results, args)
+    contention = None
+    if "contention" in args.stages:
+        console.print(f"[bold]contention[/] {args.contention_reps} reps of each policy ...")
+        with tempfile.TemporaryDirectory() as folder:
+            contention = bench_contention(args, Path(folder))
+        print_contention_table(console, contention)
     load_after = os.getloadavg()
     console.print(
         f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
@@ -461,6 +669,7 @@ def main() -> None:
         "results": results,
         "refine_results": refine_results,
         "run": run_result,
+        "contention": contention,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out, report)

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF_DIR
+from conftest import CONF_DIR, compose_config
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from frgan.errors import ConfigError
 from frgan.utils.config import resolve_ckpt_path
+from frgan.utils.config_check import check_train_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,6 +55,17 @@ def test_torchrun_trainer_reads_the_process_layout(monkeypatch):
     monkeypatch.delenv("GROUP_WORLD_SIZE")
     alone = _compose("trainer=torchrun").trainer
     assert (alone.devices, alone.num_nodes) == (1, 1), "outside torchrun: one process"
+
+
+def test_torchrun_on_cpu_nodes_needs_sync_batchnorm_off(tmp_path):
+    # torch synchronises BatchNorm on CUDA only: the run would fail in its first step
+    cpu_nodes = ["trainer=torchrun", "trainer.accelerator=cpu"]
+    with pytest.raises(ConfigError, match=r"^trainer\.sync_batchnorm=true needs GPUs.*=false$"):
+        check_train_config(compose_config("train.yaml", cpu_nodes, run_dir=tmp_path))
+    cfg = compose_config(
+        "train.yaml", [*cpu_nodes, "trainer.sync_batchnorm=false"], run_dir=tmp_path
+    )
+    check_train_config(cfg)
 
 
 def test_ckpt_path_auto_resumes_only_from_its_own_folder(tmp_path):

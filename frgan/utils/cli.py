@@ -28,6 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 from torch.multiprocessing import ProcessRaisedException
 
 from frgan.errors import FRGANError
+from frgan.utils.ranks import is_global_zero
 
 log = logging.getLogger("frgan")
 
@@ -36,6 +37,8 @@ COMPOSITION_ERRORS = (ConfigCompositionException, MissingConfigException, Overri
 # a file or folder that cannot be written: the user can fix it (space, permissions, the path)
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR)
 EXIT_USER_ERROR = 2
+# a job of a sweep ended without a result (killed): not the user's input, but not finished
+EXIT_JOB_LOST = 1
 
 
 def user_error_message(exc: BaseException) -> str | None:
@@ -90,15 +93,6 @@ def one_line(text: str) -> str:
     return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
-def _is_global_zero() -> bool:
-    """False in the processes that DDP launches for ranks > 0 (they report nothing)."""
-    for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
-        value = os.environ.get(name)
-        if value is not None and value.isdigit() and int(value) > 0:
-            return False
-    return True
-
-
 def report(message: str) -> None:
     """Print `error: message` once: on stderr, and in the run's log files (not its console)."""
     message = one_line(message)
@@ -106,7 +100,7 @@ def report(message: str) -> None:
     for handler in logging.getLogger().handlers + log.handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)
-    if _is_global_zero():
+    if is_global_zero():
         print(f"error: {message}", file=sys.stderr, flush=True)
 
 
@@ -153,5 +147,25 @@ def run_hydra_app(main: Callable[[], object]) -> None:
             raise
         report(describe_os_error(error))
         sys.exit(EXIT_USER_ERROR)
+    except Exception as error:
+        message = lost_job_message(error)
+        if message is None:
+            raise
+        report(message)
+        sys.exit(EXIT_JOB_LOST)
     finally:
         del os.environ["HYDRA_FULL_ERROR"]
+
+
+def lost_job_message(error: BaseException) -> str | None:
+    """What to do about a sweep job that Hydra's submitit launcher (SLURM or local) saw end
+    without a result: killed, out of memory, its node lost. None for any other error."""
+    # submitit.core.utils.UncompletedJobError, named rather than imported: the `slurm` extra
+    # is optional
+    if type(error).__name__ != "UncompletedJobError":
+        return None
+    lines = str(error).splitlines()
+    return (
+        f"a job of the sweep ended without a result ({' '.join(lines[:2])}); run the same "
+        "command again with ckpt_path=auto to resume the unfinished jobs from their last.ckpt"
+    )

@@ -196,6 +196,12 @@ def _check_trainer_values(trainer: dict[str, Any]) -> None:
             f"trainer.accelerator={accelerator} but this machine has no usable CUDA GPU; "
             "use trainer=cpu (or trainer=ddp_sim for DDP with CPU processes)"
         )
+    distributed = "ddp" in str(trainer.get("strategy", ""))
+    if accelerator == "cpu" and trainer.get("sync_batchnorm") and distributed:
+        raise ConfigError(
+            "trainer.sync_batchnorm=true needs GPUs (torch synchronises BatchNorm across "
+            "processes on CUDA only); with trainer.accelerator=cpu set trainer.sync_batchnorm=false"
+        )
     if accelerator in GPU_ACCELERATORS and isinstance(devices, int) and devices > 0:
         count = torch.cuda.device_count()
         if devices > count:
