@@ -66,9 +66,7 @@ def test_mouth_opened_by_k_pixels_gives_k_over_the_eye_distance():
         pytest.approx(change)
     )
     # aligned distance of the lips: only the three moved points differ, by `pixels` each
-    assert point_distances(open_mouth(base, pixels), base)["lips"] == pytest.approx(
-        3 * pixels / 20
-    )
+    assert point_distances(open_mouth(base, pixels), base)["lips"] == pytest.approx(3 * pixels / 20)
 
 
 def test_eye_opening_and_brow_height_follow_lids_and_brows():
