@@ -63,6 +63,7 @@ def test_summaries_have_the_known_answers():
         record("sadness", "s2", 0.001, 0.05),  # the truth hardly moves: no ratio
         record("anger", "s1", -0.05, -0.01),  # lowered brows
         record("anger", "s2", -0.1, 0.0, kind="blink"),
+        record("fear", "s1", -0.1, -0.08, kind="blink"),  # closes: more than half the truth
     ]
     missed = record("fear", "s2", 0.2, None)
     missed["found"]["forecast"] = False
@@ -72,8 +73,8 @@ def test_summaries_have_the_known_answers():
     }
     records.append(missed)
     summary = summarize_same_identity(records, ["forecast"], ExpressionSettings())
-    assert summary["pairs"] == 6 and summary["blink_frames"] == 1
-    assert summary["detection"]["forecast"] == {"frames": 7, "missed": 1}
+    assert summary["pairs"] == 6 and summary["blink_frames"] == 2
+    assert summary["detection"]["forecast"] == {"frames": 8, "missed": 1}
     distances = summary["distances"]
     assert distances["forecast"]["lips"] == {"raw": 1.0, "aligned": 0.5, "pairs": 5}
     assert distances["copy_first_frame"]["all"]["pairs"] == 6
@@ -88,7 +89,8 @@ def test_summaries_have_the_known_answers():
     assert summary["amplitude"]["forecast"]["lowered_brows"]["ratio"] == pytest.approx(0.2)
     assert summary["amplitude"]["forecast"]["lowered_brows"]["pairs"] == 1
     blinks = summary["amplitude"]["forecast"]["blinks"]
-    assert blinks["ratio"] == pytest.approx(0.0) and blinks["closed"] == 0 and blinks["pairs"] == 1
+    assert blinks["ratio"] == pytest.approx(0.4) and blinks["pairs"] == 2
+    assert blinks["closed"] == 1 and blinks["visible"] == 2
     assert summary["detector_calibration"]["mouth_opening"] == pytest.approx(1.0)
 
 

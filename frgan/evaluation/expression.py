@@ -9,8 +9,8 @@ Same identity (every test take, up to max_takes):
   The model forecasts those frames from frame 0 as in the main protocol. MediaPipe Face Mesh
   re-detects the 68 points on every frame upscaled `upscale`x: the true frame, its JPEG
   re-encoding (the detector's noise floor), the source frame (= copying it) and each method's
-  frame. Reported: point distances to the true frame's (all, lips, brows; raw and pose-aligned,
-  in pixels of a 64 px frame), and how far each expression measure (frgan.metrics.expression)
+  frame. Reported: point distances to the true frame's (all, lips, brows; raw and after a
+  similarity fit of all 68 points; in pixels of a 64 px frame), and how far each expression measure (frgan.metrics.expression)
   moves from the source frame compared with the truth's move (amplitude ratio).
 Cross identity: each test subject's first frame is driven by the other test subjects' takes
   (their landmarks retargeted onto it, as frgan.generate does; takes_per_expression per driver
@@ -67,6 +67,7 @@ class ExpressionSettings:
     closed_fraction: float = 0.5
     blink_margin: int = 2
     upscale: int = 4
+    refine_landmarks: bool = False
     noise_jpeg_quality: int = 90
     min_change: float = 0.02
     lowered_brow: float = 0.015
@@ -141,6 +142,11 @@ def _check_settings(settings: ExpressionSettings) -> None:
     fraction("closed_fraction", settings.closed_fraction, 0.0, 1.0)
     fraction("min_change", settings.min_change, 0.0, 1.0)
     fraction("lowered_brow", settings.lowered_brow, 0.0, 1.0)
+    if not isinstance(settings.refine_landmarks, bool):
+        raise ConfigError(
+            "evaluation.expression.refine_landmarks must be true or false, got "
+            f"{settings.refine_landmarks!r}"
+        )
     if not isinstance(settings.cross_identity, bool):
         raise ConfigError(
             "evaluation.expression.cross_identity.enabled must be true or false, got "
@@ -156,12 +162,15 @@ class Redetector:
     detector misses small faces, at 256 px it finds them. Frames are independent images
     (static mode: no tracking from one frame to the next)."""
 
-    def __init__(self, upscale: int):
+    def __init__(self, upscale: int, refine_landmarks: bool = False):
         from frgan.data.landmarks import build_landmark_source
 
         self.upscale = upscale
         self.source = build_landmark_source(
-            "mediapipe", static_image_mode=True, structure_mesh="face68"
+            "mediapipe",
+            static_image_mode=True,
+            refine_landmarks=refine_landmarks,
+            structure_mesh="face68",
         )
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
@@ -581,15 +590,16 @@ def summarize_same_identity(
 
 
 def _blink_summary(blinks: list[dict], method: str, closed_fraction: float) -> dict[str, Any]:
-    """Eye opening at the true blinks: amplitude of the closing, and on how many blink frames
-    the method's eyes close at least closed_fraction as far as the re-detected truth's."""
+    """Eye opening at the true blinks: amplitude of the closing, and on how many of the blink
+    frames where the re-detected truth closes (`visible`) the method's eyes close at least
+    closed_fraction as far."""
     generated = _values(blinks, ("change", method, "eye_opening"))
     truth = _values(blinks, ("change", TRUTH, "eye_opening"))
     reference = _values(blinks, ("truth_landmarks_change", "eye_opening"))
     summary = amplitude_summary(generated, truth, reference, 0.0)
-
-    finite = np.isfinite(generated) & np.isfinite(truth)
-    summary["closed"] = int((generated[finite] <= closed_fraction * truth[finite]).sum())
+    visible = np.isfinite(generated) & np.isfinite(truth) & (truth < 0)
+    summary["visible"] = int(visible.sum())
+    summary["closed"] = int((generated[visible] <= closed_fraction * truth[visible]).sum())
     return summary
 
 
@@ -626,7 +636,7 @@ def run_expression_protocol(
     driver runs when max_takes / cross_identity.max_runs bound them."""
     if detector is None:
         try:
-            detector = Redetector(settings.upscale)
+            detector = Redetector(settings.upscale, settings.refine_landmarks)
         except LandmarkSourceUnavailable as error:
             return {"status": "skipped", "reason": str(error)}
     every_take = list(takes)
@@ -658,8 +668,9 @@ def run_expression_protocol(
     payload: dict[str, Any] = {
         "status": "computed",
         "settings": settings_record,
-        "detector": f"MediaPipe Face Mesh (static images), frames upscaled {settings.upscale}x "
-        "(bicubic), its 68-point subset",
+        "detector": "MediaPipe Face Mesh (static images"
+        + (", refined lips and eyes" if settings.refine_landmarks else "")
+        + f"), frames upscaled {settings.upscale}x (bicubic), its 68-point subset",
         "distance_unit": f"pixels of a {REFERENCE_SIZE} px frame",
         "methods": methods,
         "takes": counts["takes"],

@@ -48,7 +48,7 @@ def expression_key_lines(expression: dict[str, Any]) -> list[str]:
         f"Expression: {same['pairs']} apex pairs from {expression['takes']} test takes, "
         f"{same['blink_frames']} blink frames; faces not re-detected: "
         f"{_missed(same['detection'])}",
-        f"  landmark distance to the truth ({expression['distance_unit']}, raw/pose-aligned):",
+        f"  landmark distance to the truth ({expression['distance_unit']}, raw/aligned):",
     ]
     for row, groups in same["distances"].items():
         cells = ", ".join(f"{group} {_pair(groups[group])}" for group in POINT_GROUPS)
@@ -66,7 +66,8 @@ def expression_key_lines(expression: dict[str, Any]) -> list[str]:
         lines.append(
             f"  {method} lowered brows: {_ratio(amplitude['lowered_brows'])} "
             f"({amplitude['lowered_brows']['pairs']} pairs); blinks: closure "
-            f"{_ratio(blinks)}, eyes closed on {blinks['closed']}/{blinks['pairs']} blink frames"
+            f"{_ratio(blinks)}, eyes closed on {blinks['closed']}/{blinks['visible']} blink frames "
+            "(where the re-detected truth closes)"
         )
     cross = expression.get("cross_identity")
     if cross is not None:
@@ -123,7 +124,7 @@ def expression_markdown(expression: dict[str, Any]) -> list[str]:
         f"{_missed(same['detection'])} (left out of the figures they would enter).",
         "",
         f"Landmark distance to the re-detected true frame, {expression['distance_unit']}, "
-        "raw / after a 2-D similarity fit on the stable points (pose and size removed):",
+        "raw / after a 2-D similarity fit of all 68 points (pose and size removed):",
         "",
     ]
     lines += _table(
@@ -162,7 +163,8 @@ def expression_markdown(expression: dict[str, Any]) -> list[str]:
             f"{_ratio(lowered)} over {lowered['pairs']} pairs",
             f"- blinks: eye-opening closure {_ratio(blinks)}; the eyes close (at least "
             f"{settings['closed_fraction']:.0%} of the truth's closure) on {blinks['closed']} "
-            f"of {blinks['pairs']} blink frames",
+            f"of the {blinks['visible']} blink frames where the re-detected truth closes "
+            f"({blinks['pairs']} blink frames)",
             "",
         ]
     lines += ["![expression amplitude](expression_amplitude.png)", ""]

@@ -111,10 +111,11 @@ def point_distances(
     landmarks: np.ndarray, reference: np.ndarray, aligned: bool = False
 ) -> dict[str, np.ndarray]:
     """{group: [...]} mean point-to-point distance over each of POINT_GROUPS ("all", "lips",
-    "brows"), as given (aligned=False) or after align_to (pose and size removed)."""
+    "brows"), as given (aligned=False) or after a similarity fit of all 68 points onto the
+    reference (aligned=True, Procrustes: pose and size removed, the shapes compared)."""
     points, target = _xy(landmarks), _xy(reference)
     if aligned:
-        points = align_to(points, target)
+        points = align_to(points, target, anchors=None)
     distance = np.linalg.norm(points - target, axis=-1)
     return {group: distance[..., index].mean(-1) for group, index in POINT_GROUPS.items()}
 
