@@ -69,7 +69,7 @@ def test_evaluation_writes_the_report_and_repeats_its_numbers(
     if importlib.util.find_spec("mediapipe") is not None:
         expression = first["expression"]
         assert expression["status"] == "computed" and expression["same_identity"]["pairs"] > 0
-        for name in ("expression_amplitude.png", "expression_distances.png"):
+        for name in ("expression_amplitude.png", "expression_subjects.png"):
             assert (runs[0] / name).is_file(), name
         assert "## Expression" in (runs[0] / "report.md").read_text()
     methods = first["methods"]

@@ -17,15 +17,14 @@ from frgan.data.shards import TakeSample
 from frgan.errors import ConfigError
 from frgan.evaluation.expression import (
     ExpressionSettings,
-    amplitude_summary,
     blink_picks,
     cross_identity_runs,
     expression_settings,
     subset,
-    summarize_same_identity,
     usable_apex,
 )
 from frgan.evaluation.expression_report import expression_key_lines, expression_markdown
+from frgan.evaluation.expression_summary import amplitude_summary, summarize_same_identity
 
 MEASURES = ("mouth_opening", "eye_opening", "brow_height")
 
@@ -240,3 +239,35 @@ def test_cross_identity_of_a_copying_face_follows_nothing(tiny_test_takes):
     lines = expression_key_lines(payload)
     assert any("cross-identity forecast mouth opening" in line for line in lines)
     assert "### Cross identity" in "\n".join(expression_markdown(payload))
+
+
+def test_frames_without_a_redetected_face_are_counted_and_left_out(tiny_test_takes):
+    """A detector that finds no face on the source frame (nor on the copying forecast, the
+    same picture): every amplitude and the copy row lose their pairs, and say so."""
+    takes, render = tiny_test_takes
+
+    def blind_to_the_source(frames):
+        found = np.repeat(face()[None], len(frames), axis=0)
+        found[(frames == frames[0]).all(axis=(1, 2, 3))] = np.nan
+        return found
+
+    settings = ExpressionSettings(progress=False, cross_identity=False)
+    payload = protocol.run_expression_protocol(
+        Oracle(takes, render, truth=False), takes, render, settings, detector=blind_to_the_source
+    )
+    same = payload["same_identity"]
+    scored = same["pairs"] + same["blink_frames"]
+    assert same["detection"]["source"] == {"frames": scored, "missed": scored}
+    assert same["detection"]["forecast"]["missed"] == scored
+    assert same["detection"]["truth"]["missed"] == 0
+    assert same["distances"]["copy_first_frame"]["lips"] == {
+        "raw": None,
+        "aligned": None,
+        "pairs": 0,
+    }
+    assert same["distances"]["noise_floor"]["lips"]["pairs"] == same["pairs"]
+    mouth = same["amplitude"]["forecast"]["mouth_opening"]["overall"]
+    assert mouth["pairs"] == 0 and mouth["ratio"] is None
+    json.dumps(payload, allow_nan=False)
+    report = "\n".join(expression_markdown(payload))
+    assert f"source {scored}/{scored}" in report and "n/a" in report

@@ -1,6 +1,6 @@
 """The expression analysis in words and pictures: the key lines frgan.evaluate prints, the
-report.md section and its plots (expression_amplitude.png, expression_distances.png,
-cross_identity.png)."""
+report.md section and its plots (expression_amplitude.png, expression_subjects.png,
+expression_distances.png, cross_identity.png)."""
 
 from __future__ import annotations
 
@@ -168,6 +168,7 @@ def expression_markdown(expression: dict[str, Any]) -> list[str]:
             "",
         ]
     lines += ["![expression amplitude](expression_amplitude.png)", ""]
+    lines += ["![amplitude per subject](expression_subjects.png)", ""]
     lines += ["![landmark distances](expression_distances.png)", ""]
     cross = expression.get("cross_identity")
     if cross is not None:
@@ -256,6 +257,13 @@ def write_expression_plots(out_dir: Path, expression: dict[str, Any]) -> None:
         methods,
         "per_expression",
         "generated / true change",
+    )
+    _amplitude_figure(
+        out_dir / "expression_subjects.png",
+        same["amplitude"],
+        methods,
+        "per_subject",
+        "per subject",
     )
     figure = Figure(figsize=(9, 3.4), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
