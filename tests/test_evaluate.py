@@ -15,8 +15,8 @@ import torch
 from conftest import TINY_DATA, TINY_RUN, compose_config
 from test_fvd import PooledFeatures
 
+import frgan.data.landmarks.mediapipe_source as mediapipe_source
 import frgan.evaluate as evaluate_module
-import frgan.evaluation.expression as expression_protocol
 from frgan.data.errors import DataError, LandmarkSourceUnavailable
 from frgan.errors import ConfigError
 from frgan.evaluate import evaluate
@@ -158,10 +158,10 @@ def test_command_line_error_is_one_line_and_exit_2(tmp_path):
 def test_expression_analysis_is_skipped_without_mediapipe_off_on_request_and_checked(
     tiny_data_dir, tiny_checkpoint, tmp_path, monkeypatch
 ):
-    def unavailable(upscale):
+    def unavailable():
         raise LandmarkSourceUnavailable("the mediapipe landmark source needs MediaPipe")
 
-    monkeypatch.setattr(expression_protocol, "Redetector", unavailable)
+    monkeypatch.setattr(mediapipe_source, "_face_mesh_module", unavailable)
     run = tmp_path / "run"
     payload = evaluate(_config(tiny_data_dir, run, f"ckpt={tiny_checkpoint}", "evaluation=no_fvd"))
     assert payload["expression"] == {

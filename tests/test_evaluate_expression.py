@@ -271,3 +271,31 @@ def test_frames_without_a_redetected_face_are_counted_and_left_out(tiny_test_tak
     json.dumps(payload, allow_nan=False)
     report = "\n".join(expression_markdown(payload))
     assert f"source {scored}/{scored}" in report and "n/a" in report
+
+
+class MapPainter(torch.nn.Module):
+    """Paints each structure map as the frame; remembers the clip lengths it was shown."""
+
+    def __init__(self, data_stage: str):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+        self.data_stage, self.lengths = data_stage, []
+
+    def animate(self, x0, s0, structures):
+        self.lengths.append(structures.shape[1])
+        return {"forecast": structures}
+
+
+def test_a_clip_model_sees_the_clip_up_to_the_last_frame_and_gives_the_same_frames(
+    tiny_test_takes,
+):
+    takes, render = tiny_test_takes
+    take = takes[0]
+    x0, frames = to_image_tensor(take.frames[0]), [1, len(take.frames) - 1]
+    per_frame, clip = MapPainter("forecast"), MapPainter("refine")
+    independent = protocol.animate_frames(per_frame, x0, take.landmarks, frames, render)
+    whole = protocol.animate_frames(clip, x0, take.landmarks, frames, render)
+    assert per_frame.lengths == [2] and clip.lengths == [len(take.frames)]
+    np.testing.assert_array_equal(independent["forecast"], whole["forecast"])
+    expected = render(take.landmarks[frames])
+    np.testing.assert_array_equal(whole["forecast"], protocol.to_uint8(torch.from_numpy(expected)))

@@ -28,6 +28,10 @@ def _ratio(summary: dict | None) -> str:
     return f"{summary['ratio']:.2f}x"
 
 
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"
+
+
 def _pair(cell: dict) -> str:
     raw, aligned = cell.get("raw"), cell.get("aligned")
     if raw is None or aligned is None:
@@ -76,8 +80,14 @@ def expression_key_lines(expression: dict[str, Any]) -> list[str]:
             per = mouth["per_expression"]
             lines.append(
                 f"  cross-identity {method} mouth opening over the retargeted structure's: "
-                f"{_ratio(mouth['overall'])} overall ({cross['pairs']} frames of {cross['runs']} "
-                "runs); " + ", ".join(f"{name} {_ratio(s)}" for name, s in per.items())
+                f"{_ratio(mouth['overall'])} overall (mean |error| "
+                + (
+                    "n/a"
+                    if mouth["overall"]["error"] is None
+                    else f"{mouth['overall']['error']:.3f}"
+                )
+                + f", {cross['pairs']} frames of {cross['runs']} runs); "
+                + ", ".join(f"{name} {_ratio(s)}" for name, s in per.items())
             )
         lines.append(f"  cross-identity faces not re-detected: {_missed(cross['detection'])}")
     return lines
@@ -92,22 +102,24 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _amplitude_rows(amplitude: dict, breakdown: str) -> list[list[str]]:
-    names = list(amplitude[next(iter(MEASURES))][breakdown])
+    """Per group: each measure's ratio (with the true mean change), the mouth opening's mean
+    absolute error, the pair count."""
     rows = []
-    for name in ["overall", *names]:
-        cells = []
-        for measure in MEASURES:
-            summary = (
-                amplitude[measure]["overall"]
-                if name == "overall"
-                else amplitude[measure][breakdown][name]
-            )
-            truth = summary.get("truth_change")
-            cells.append(f"{_ratio(summary)} ({'n/a' if truth is None else f'{truth:+.3f}'})")
-        pairs = amplitude["mouth_opening"]["overall" if name == "overall" else breakdown]
-        count = pairs["pairs"] if name == "overall" else pairs[name]["pairs"]
-        rows.append([name, *cells, str(count)])
+    for name in ["overall", *amplitude["mouth_opening"][breakdown]]:
+        summaries = {
+            measure: amplitude[measure]["overall"]
+            if name == "overall"
+            else amplitude[measure][breakdown][name]
+            for measure in MEASURES
+        }
+        cells = [f"{_ratio(s)} ({_signed(s['truth_change'])})" for s in summaries.values()]
+        mouth = summaries["mouth_opening"]
+        error = "n/a" if mouth["error"] is None else f"{mouth['error']:.3f}"
+        rows.append([name, *cells, error, str(mouth["pairs"])])
     return rows
+
+
+AMPLITUDE_HEADERS = [*(MEASURE_LABELS[m] for m in MEASURES), "mouth opening error"]
 
 
 def expression_markdown(expression: dict[str, Any]) -> list[str]:
@@ -151,11 +163,15 @@ def expression_markdown(expression: dict[str, Any]) -> list[str]:
     ]
     for method in expression["methods"]:
         amplitude = same["amplitude"][method]
-        headers = ["", *(MEASURE_LABELS[m] for m in MEASURES), "pairs"]
         lines += [f"**{method}**, per expression:", ""]
-        lines += _table(["expression", *headers[1:]], _amplitude_rows(amplitude, "per_expression"))
+        lines += _table(
+            ["expression", *AMPLITUDE_HEADERS, "pairs"],
+            _amplitude_rows(amplitude, "per_expression"),
+        )
         lines += ["", f"**{method}**, per subject:", ""]
-        lines += _table(["subject", *headers[1:]], _amplitude_rows(amplitude, "per_subject"))
+        lines += _table(
+            ["subject", *AMPLITUDE_HEADERS, "pairs"], _amplitude_rows(amplitude, "per_subject")
+        )
         blinks, lowered = amplitude["blinks"], amplitude["lowered_brows"]
         lines += [
             "",
@@ -185,14 +201,15 @@ def expression_markdown(expression: dict[str, Any]) -> list[str]:
         ]
         for method in expression["methods"]:
             amplitude = cross["amplitude"][method]
-            headers = [MEASURE_LABELS[m] for m in MEASURES]
             lines += [f"**{method}**, per driver expression:", ""]
             lines += _table(
-                ["expression", *headers, "frames"], _amplitude_rows(amplitude, "per_expression")
+                ["expression", *AMPLITUDE_HEADERS, "frames"],
+                _amplitude_rows(amplitude, "per_expression"),
             )
             lines += ["", f"**{method}**, per target subject:", ""]
             lines += _table(
-                ["subject", *headers, "frames"], _amplitude_rows(amplitude, "per_target_subject")
+                ["subject", *AMPLITUDE_HEADERS, "frames"],
+                _amplitude_rows(amplitude, "per_target_subject"),
             )
             lines.append("")
         lines += [
