@@ -99,6 +99,13 @@ def test_amplitude_summary_reports_error_and_means():
     assert summary["ratio"] == pytest.approx(0.5)
     assert summary["error"] == pytest.approx(0.1)
     assert summary["truth_change"] == pytest.approx(0.2) and summary["pairs"] == 2
+    assert summary["ratio_low"] == pytest.approx(0.5) == summary["ratio_high"], "no spread"
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(0.05, 0.3, 40)
+    noisy = amplitude_summary(0.6 * truth + rng.normal(0, 0.05, 40), truth, truth, 0.02)
+    assert noisy["ratio_low"] < noisy["ratio"] < noisy["ratio_high"]
+    assert noisy["ratio_low"] < 0.6 < noisy["ratio_high"]
+    assert amplitude_summary(truth[:1], truth[:1], truth[:1], 0.02)["ratio_low"] is None
 
 
 def test_blinks_are_picked_once_per_blink_and_kept_out_of_the_apex():

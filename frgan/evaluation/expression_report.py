@@ -22,10 +22,14 @@ MEASURE_LABELS = {
 ROW_LABELS = {"copy_first_frame": "copy first frame", "noise_floor": "noise floor (JPEG)"}
 
 
-def _ratio(summary: dict | None) -> str:
+def _ratio(summary: dict | None, interval: bool = False) -> str:
+    """0.55x, or with its 95% bootstrap interval 0.55x [0.48, 0.62]; n/a without a ratio."""
     if not summary or summary.get("ratio") is None:
         return "n/a"
-    return f"{summary['ratio']:.2f}x"
+    text = f"{summary['ratio']:.2f}x"
+    if interval and summary.get("ratio_low") is not None:
+        text += f" [{summary['ratio_low']:.2f}, {summary['ratio_high']:.2f}]"
+    return text
 
 
 def _signed(value: float | None) -> str:
@@ -50,7 +54,7 @@ def expression_key_lines(expression: dict[str, Any]) -> list[str]:
     same = expression["same_identity"]
     lines = [
         f"Expression: {same['pairs']} apex pairs from {expression['takes']} test takes, "
-        f"{same['blink_frames']} blink frames; faces not re-detected: "
+        f"{same['blink_frames']} blink frames; faces not re-detected (per scored frame): "
         f"{_missed(same['detection'])}",
         f"  landmark distance to the truth ({expression['distance_unit']}, raw/aligned):",
     ]
@@ -63,12 +67,12 @@ def expression_key_lines(expression: dict[str, Any]) -> list[str]:
             per = amplitude[measure]["per_expression"]
             lines.append(
                 f"  {method} {MEASURE_LABELS[measure]} amplitude: "
-                f"{_ratio(amplitude[measure]['overall'])} overall; "
+                f"{_ratio(amplitude[measure]['overall'], interval=True)} overall; "
                 + ", ".join(f"{name} {_ratio(s)}" for name, s in per.items())
             )
         blinks = amplitude["blinks"]
         lines.append(
-            f"  {method} lowered brows: {_ratio(amplitude['lowered_brows'])} "
+            f"  {method} lowered brows: {_ratio(amplitude['lowered_brows'], interval=True)} "
             f"({amplitude['lowered_brows']['pairs']} pairs); blinks: closure "
             f"{_ratio(blinks)}, eyes closed on {blinks['closed']}/{blinks['visible']} blink frames "
             "(where the re-detected truth closes)"
@@ -80,7 +84,7 @@ def expression_key_lines(expression: dict[str, Any]) -> list[str]:
             per = mouth["per_expression"]
             lines.append(
                 f"  cross-identity {method} mouth opening over the retargeted structure's: "
-                f"{_ratio(mouth['overall'])} overall (mean |error| "
+                f"{_ratio(mouth['overall'], interval=True)} overall (mean |error| "
                 + (
                     "n/a"
                     if mouth["overall"]["error"] is None
@@ -112,7 +116,9 @@ def _amplitude_rows(amplitude: dict, breakdown: str) -> list[list[str]]:
             else amplitude[measure][breakdown][name]
             for measure in MEASURES
         }
-        cells = [f"{_ratio(s)} ({_signed(s['truth_change'])})" for s in summaries.values()]
+        cells = [
+            f"{_ratio(s, interval=True)} ({_signed(s['truth_change'])})" for s in summaries.values()
+        ]
         mouth = summaries["mouth_opening"]
         error = "n/a" if mouth["error"] is None else f"{mouth['error']:.3f}"
         rows.append([name, *cells, error, str(mouth["pairs"])])
@@ -150,7 +156,8 @@ def expression_markdown(expression: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "Amplitude: the generated change of each measure from the source frame over the "
-        "true change (least-squares slope; 1 = the full expression, 0 = none). In brackets "
+        "true change (least-squares slope; 1 = the full expression, 0 = none), with its 95% "
+        "bootstrap interval over the pairs in square brackets; in round brackets "
         "the true mean change (mouth opening: inner-lip gap / eye distance; eye opening: lid "
         "gap / eye width; brow height: brow to eye / eye distance). n/a: the truth hardly "
         "moves there. The detector reads the truth's own change as "

@@ -21,6 +21,7 @@ SOURCE = "source"  # the re-detected source frame; copying it is the copy_first_
 TRUTH = "truth"
 NOISE_FLOOR = "noise_floor"  # the true frame re-encoded as JPEG
 COPY = "copy_first_frame"
+BOOTSTRAP_RESAMPLES = 1000  # for the 95% interval of an amplitude ratio
 
 
 def _values(records: list[dict], path: Sequence[str]) -> np.ndarray:
@@ -45,18 +46,36 @@ def amplitude_summary(
     (amplitude_ratio), mean absolute error, mean changes. The ratio is None, with the reason,
     when the ground-truth landmarks (`reference`) hardly move in this group."""
     finite = np.isfinite(generated) & np.isfinite(truth)
+    generated, truth = generated[finite], truth[finite]
     summary = {
-        "ratio": amplitude_ratio(generated[finite], truth[finite]),
-        "error": _mean(np.abs(generated[finite] - truth[finite])),
-        "truth_change": _mean(truth[finite]),
-        "generated_change": _mean(generated[finite]),
+        "ratio": amplitude_ratio(generated, truth),
+        **dict(zip(("ratio_low", "ratio_high"), _ratio_interval(generated, truth), strict=True)),
+        "error": _mean(np.abs(generated - truth)),
+        "truth_change": _mean(truth),
+        "generated_change": _mean(generated),
         "pairs": int(finite.sum()),
     }
     moved = _mean(np.abs(reference))
     if moved is None or moved < min_change:
-        summary["ratio"] = None
+        summary.update(ratio=None, ratio_low=None, ratio_high=None)
         summary["reason"] = f"the truth hardly moves (mean |change| < {min_change})"
     return summary
+
+
+def _ratio_interval(
+    generated: np.ndarray, truth: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES
+) -> tuple[float | None, float | None]:
+    """95% bootstrap interval of amplitude_ratio over the pairs (seeded: the same pairs give
+    the same interval); None for fewer than 2 pairs."""
+    if len(truth) < 2:
+        return None, None
+    draws = np.random.default_rng(0).integers(0, len(truth), (resamples, len(truth)))
+    energy = (truth[draws] ** 2).sum(1)
+    slopes = (generated[draws] * truth[draws]).sum(1)[energy > 0] / energy[energy > 0]
+    if not len(slopes):
+        return None, None
+    low, high = np.percentile(slopes, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def _grouped(records: list[dict], key: str) -> dict[str, list[dict]]:
