@@ -24,7 +24,11 @@ from frgan.evaluation.expression import (
     usable_apex,
 )
 from frgan.evaluation.expression_report import expression_key_lines, expression_markdown
-from frgan.evaluation.expression_summary import amplitude_summary, summarize_same_identity
+from frgan.evaluation.expression_summary import (
+    amplitude_summary,
+    calibrated,
+    summarize_same_identity,
+)
 
 MEASURES = ("mouth_opening", "eye_opening", "brow_height")
 
@@ -90,7 +94,9 @@ def test_summaries_have_the_known_answers():
     blinks = summary["amplitude"]["forecast"]["blinks"]
     assert blinks["ratio"] == pytest.approx(0.4) and blinks["pairs"] == 2
     assert blinks["closed"] == 1 and blinks["visible"] == 2
-    assert summary["detector_calibration"]["mouth_opening"] == pytest.approx(1.0)
+    reading = summary["detector_calibration"]["mouth_opening"]
+    assert reading["overall"] == pytest.approx(1.0)
+    assert reading["per_expression"]["happiness"] == pytest.approx(1.0)
 
 
 def test_amplitude_summary_reports_error_and_means():
@@ -106,6 +112,30 @@ def test_amplitude_summary_reports_error_and_means():
     assert noisy["ratio_low"] < noisy["ratio"] < noisy["ratio_high"]
     assert noisy["ratio_low"] < 0.6 < noisy["ratio_high"]
     assert amplitude_summary(truth[:1], truth[:1], truth[:1], 0.02)["ratio_low"] is None
+
+
+def test_cross_identity_ratios_are_calibrated_by_the_detectors_reading():
+    ratio = lambda r: {"ratio": r, "pairs": 3}  # noqa: E731
+    amplitude = {
+        "forecast": {
+            measure: {
+                "overall": ratio(0.31),
+                "per_expression": {"happiness": ratio(0.2), "surprise": ratio(0.5), "x": ratio(1)},
+                "per_target_subject": {"s1": ratio(0.3)},
+            }
+            for measure in MEASURES
+        }
+    }
+    reading = {
+        measure: {"overall": 0.62, "per_expression": {"happiness": 0.4, "surprise": 0.05}}
+        for measure in MEASURES
+    }
+    mouth = calibrated(amplitude, reading)["forecast"]["mouth_opening"]
+    assert mouth["overall"]["calibrated_ratio"] == pytest.approx(0.5)
+    assert mouth["per_expression"]["happiness"]["calibrated_ratio"] == pytest.approx(0.5)
+    assert mouth["per_expression"]["surprise"]["calibrated_ratio"] is None, "reading too weak"
+    assert mouth["per_expression"]["x"]["calibrated_ratio"] is None, "no reading"
+    assert mouth["per_target_subject"] == {"s1": ratio(0.3)}
 
 
 def test_blinks_are_picked_once_per_blink_and_kept_out_of_the_apex():

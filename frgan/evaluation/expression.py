@@ -46,6 +46,7 @@ from frgan.evaluation.expression_summary import (
     NOISE_FLOOR,
     SOURCE,
     TRUTH,
+    calibrated,
     summarize_cross_identity,
     summarize_same_identity,
 )
@@ -502,7 +503,8 @@ def run_expression_protocol(
         "pairs": records,
     }
     if settings.cross_identity:
-        payload["cross_identity"] = summarize_cross_identity(cross, methods, settings) | {
-            "records": cross
-        }
+        summary = summarize_cross_identity(cross, methods, settings)
+        reading = payload["same_identity"]["detector_calibration"]
+        summary["amplitude"] = calibrated(summary["amplitude"], reading)
+        payload["cross_identity"] = summary | {"records": cross}
     return payload

@@ -36,6 +36,12 @@ def _signed(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.3f}"
 
 
+def _both(summary: dict) -> str:
+    """Cross identity: ratio/calibrated ratio."""
+    calibrated = summary.get("calibrated_ratio")
+    return f"{_ratio(summary)}/{'n/a' if calibrated is None else f'{calibrated:.2f}x'}"
+
+
 def _pair(cell: dict) -> str:
     raw, aligned = cell.get("raw"), cell.get("aligned")
     if raw is None or aligned is None:
@@ -83,15 +89,16 @@ def expression_key_lines(expression: dict[str, Any]) -> list[str]:
             mouth = cross["amplitude"][method]["mouth_opening"]
             per = mouth["per_expression"]
             lines.append(
-                f"  cross-identity {method} mouth opening over the retargeted structure's: "
-                f"{_ratio(mouth['overall'], interval=True)} overall (mean |error| "
+                f"  cross-identity {method} mouth opening over the retargeted structure's "
+                "(raw/calibrated by the detector's reading of true changes): "
+                f"{_both(mouth['overall'])} overall (mean |error| "
                 + (
                     "n/a"
                     if mouth["overall"]["error"] is None
                     else f"{mouth['overall']['error']:.3f}"
                 )
                 + f", {cross['pairs']} frames of {cross['runs']} runs); "
-                + ", ".join(f"{name} {_ratio(s)}" for name, s in per.items())
+                + ", ".join(f"{name} {_both(s)}" for name, s in per.items())
             )
         lines.append(f"  cross-identity faces not re-detected: {_missed(cross['detection'])}")
     return lines
@@ -105,9 +112,9 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
-def _amplitude_rows(amplitude: dict, breakdown: str) -> list[list[str]]:
+def _amplitude_rows(amplitude: dict, breakdown: str, calibrated: bool = False) -> list[list[str]]:
     """Per group: each measure's ratio (with the true mean change), the mouth opening's mean
-    absolute error, the pair count."""
+    absolute error (and calibrated ratio, cross identity), the pair count."""
     rows = []
     for name in ["overall", *amplitude["mouth_opening"][breakdown]]:
         summaries = {
@@ -121,7 +128,8 @@ def _amplitude_rows(amplitude: dict, breakdown: str) -> list[list[str]]:
         ]
         mouth = summaries["mouth_opening"]
         error = "n/a" if mouth["error"] is None else f"{mouth['error']:.3f}"
-        rows.append([name, *cells, error, str(mouth["pairs"])])
+        extra = [_both(mouth).split("/")[1]] if calibrated else []
+        rows.append([name, *cells, error, *extra, str(mouth["pairs"])])
     return rows
 
 
@@ -162,7 +170,7 @@ def expression_markdown(expression: dict[str, Any]) -> list[str]:
         "gap / eye width; brow height: brow to eye / eye distance). n/a: the truth hardly "
         "moves there. The detector reads the truth's own change as "
         + ", ".join(
-            f"{MEASURE_LABELS[m]} {v:.2f}x" if v is not None else f"{MEASURE_LABELS[m]} n/a"
+            f"{MEASURE_LABELS[m]} {_ratio({'ratio': v['overall']})}"
             for m, v in same["detector_calibration"].items()
         )
         + " of the ground-truth landmarks'.",
@@ -202,7 +210,9 @@ def expression_markdown(expression: dict[str, Any]) -> list[str]:
             f"({cross['runs']} runs, {cross['pairs']} apex frames of the drivers), their "
             "landmarks retargeted onto it as frgan.generate does. No true frame exists: the "
             "generated face's re-detected change over the retargeted structure's change "
-            "(read it against the detector's own reading above). Faces not re-detected: "
+            "(read it against the detector's own reading above; `calibrated` divides by that "
+            "reading for the expression: 1 = as far as a true face would read). Faces not "
+            "re-detected: "
             f"{_missed(cross['detection'])}.",
             "",
         ]
@@ -210,8 +220,8 @@ def expression_markdown(expression: dict[str, Any]) -> list[str]:
             amplitude = cross["amplitude"][method]
             lines += [f"**{method}**, per driver expression:", ""]
             lines += _table(
-                ["expression", *AMPLITUDE_HEADERS, "frames"],
-                _amplitude_rows(amplitude, "per_expression"),
+                ["expression", *AMPLITUDE_HEADERS, "mouth opening, calibrated", "frames"],
+                _amplitude_rows(amplitude, "per_expression", calibrated=True),
             )
             lines += ["", f"**{method}**, per target subject:", ""]
             lines += _table(

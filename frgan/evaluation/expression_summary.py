@@ -167,11 +167,21 @@ def summarize_same_identity(
             ),
             "blinks": _blink_summary(blinks, method, settings.closed_fraction),
         }
-    calibration = {
-        measure: amplitude_ratio(
-            _values(apex, ("change", TRUTH, measure)),
-            _values(apex, ("truth_landmarks_change", measure)),
+
+    def reading(group: list[dict], measure: str) -> float | None:
+        return amplitude_ratio(
+            _values(group, ("change", TRUTH, measure)),
+            _values(group, ("truth_landmarks_change", measure)),
         )
+
+    calibration = {
+        measure: {
+            "overall": reading(apex, measure),
+            "per_expression": {
+                name: reading(group, measure)
+                for name, group in _grouped(apex, "expression").items()
+            },
+        }
         for measure in MEASURES
     }
     return {
@@ -219,3 +229,32 @@ def summarize_cross_identity(
             for method in methods
         },
     }
+
+
+def calibrated(amplitude: dict, calibration: dict, least: float = 0.1) -> dict:
+    """Cross-identity amplitudes with `calibrated_ratio` beside each ratio: the ratio over
+    the detector's reading of true changes (same identity, re-detected over ground-truth
+    change) for that measure and expression, so that 1 means "moves as far as a true face
+    would read". None where the reading is missing or below `least` (too weak to divide by)."""
+
+    def divide(summary: dict, reading: float | None) -> dict:
+        usable = summary["ratio"] is not None and reading is not None and reading >= least
+        return summary | {"calibrated_ratio": summary["ratio"] / reading if usable else None}
+
+    out = {}
+    for method, measures in amplitude.items():
+        out[method] = {}
+        for measure, breakdown in measures.items():
+            reading = calibration[measure]
+            out[method][measure] = {
+                key: divide(value, reading["overall"])
+                if key == "overall"
+                else {
+                    name: divide(summary, reading["per_expression"].get(name))
+                    for name, summary in value.items()
+                }
+                if key == "per_expression"
+                else value
+                for key, value in breakdown.items()
+            }
+    return out
