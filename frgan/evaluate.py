@@ -2,7 +2,7 @@
 
 python -m frgan.evaluate ckpt=<checkpoint or run folder>            # synthetic test split
 python -m frgan.evaluate ckpt=<...> data=mug data.raw_dir=<MUG root> evaluation.frames=32
-python -m frgan.evaluate ckpt=<...> evaluation=no_fvd               # frame metrics only
+python -m frgan.evaluate ckpt=<...> evaluation=no_fvd               # no FVD: frame metrics, expression analysis
 
 Every method is a clip per test video: "copy_first_frame" (the source frame repeated) and
 whatever the model's `animate` returns ("forecast"; a two-stage model adds "refined"). Writes
