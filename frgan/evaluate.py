@@ -2,11 +2,13 @@
 
 python -m frgan.evaluate ckpt=<checkpoint or run folder>            # synthetic test split
 python -m frgan.evaluate ckpt=<...> data=mug data.raw_dir=<MUG root> evaluation.frames=32
-python -m frgan.evaluate ckpt=<...> evaluation=no_fvd               # frame metrics only
+python -m frgan.evaluate ckpt=<...> evaluation=no_fvd               # no FVD: frame metrics, expression analysis
 
 Every method is a clip per test video: "copy_first_frame" (the source frame repeated) and
 whatever the model's `animate` returns ("forecast"; a two-stage model adds "refined"). Writes
-metrics.json, report.md, psnr.png, ssim.png and samples.gif into the run folder.
+metrics.json, report.md, psnr.png, ssim.png and samples.gif into the run folder, and
+the expression analysis (frgan/evaluation/expression.py) with its plots unless
+evaluation.expression=false.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from frgan import metrics
 from frgan.errors import ConfigError
+from frgan.evaluation.expression import expression_settings, run_expression_protocol
+from frgan.evaluation.expression_report import expression_key_lines
 from frgan.evaluation_report import write_report
 from frgan.metrics.fvd import FrechetVideoDistance, load_i3d
 from frgan.metrics.i3d import MIN_FRAMES
@@ -64,6 +68,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"{cfg.data.image_size}; set data.image_size={model_size} (or evaluate a model "
             "trained at this size)"
         )
+    expression = expression_settings(settings.get("expression"), settings.progress)
     threshold = settings.get("moving_threshold")
     if threshold is None:
         threshold = getattr(model.hparams, "moving_threshold", metrics.DEFAULT_MOVING_THRESHOLD)
@@ -124,6 +129,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     results = _summarize(scores, fvd, fvd_status)
     protocol = _protocol(cfg, datamodule, checkpoint, model, frames, stride, threshold, videos)
     payload = {"protocol": protocol, "fvd": fvd_status, "methods": results}
+    if expression is not None:
+        payload["expression"] = run_expression_protocol(
+            model, datamodule.takes("test"), datamodule.render, expression, seed=cfg.seed
+        )
     out_dir = Path(cfg.paths.output_dir)
     write_report(out_dir, payload, _sample_grid(samples, settings.sample_videos))
     return payload
@@ -290,6 +299,8 @@ def main(cfg: DictConfig) -> None:
     print(f"Evaluation ({payload['protocol']['videos']} videos): {out_dir}/report.md")
     if payload["fvd"]["status"] == "skipped":
         print(f"FVD skipped: {payload['fvd']['reason']}")
+    if "expression" in payload:
+        print("\n".join(expression_key_lines(payload["expression"])))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from frgan.evaluation.expression_report import expression_markdown, write_expression_plots
 from frgan.utils.files import atomic_path, write_json_atomic, write_text_atomic
 from frgan.utils.media import to_uint8, write_gif
 
@@ -31,6 +32,8 @@ def write_report(out_dir: Path, payload: dict[str, Any], sample_grid: torch.Tens
         plot_per_frame(out_dir / f"{metric}.png", payload["methods"], metric, title)
     if sample_grid is not None:
         write_gif(out_dir / "samples.gif", to_uint8(sample_grid), fps=8)
+    if "expression" in payload:
+        write_expression_plots(out_dir, payload["expression"])
     write_text_atomic(out_dir / "report.md", markdown(payload, sample_grid is not None))
 
 
@@ -95,6 +98,8 @@ def markdown(payload: dict[str, Any], with_samples: bool) -> str:
             "![samples](samples.gif)",
             "",
         ]
+    if "expression" in payload:
+        lines += expression_markdown(payload["expression"])
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@ numbers twice, FVD skipped without weights, and every user error as one line."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -14,8 +15,9 @@ import torch
 from conftest import TINY_DATA, TINY_RUN, compose_config
 from test_fvd import PooledFeatures
 
+import frgan.data.landmarks.mediapipe_source as mediapipe_source
 import frgan.evaluate as evaluate_module
-from frgan.data.errors import DataError
+from frgan.data.errors import DataError, LandmarkSourceUnavailable
 from frgan.errors import ConfigError
 from frgan.evaluate import evaluate
 from frgan.train import train
@@ -64,6 +66,12 @@ def test_evaluation_writes_the_report_and_repeats_its_numbers(
         assert (runs[0] / name).is_file(), name
     first, second = (json.loads((run / "metrics.json").read_text()) for run in runs)
     assert first == second, "the same inputs give the same numbers"
+    if importlib.util.find_spec("mediapipe") is not None:
+        expression = first["expression"]
+        assert expression["status"] == "computed" and expression["same_identity"]["pairs"] > 0
+        for name in ("expression_amplitude.png", "expression_subjects.png"):
+            assert (runs[0] / name).is_file(), name
+        assert "## Expression" in (runs[0] / "report.md").read_text()
     methods = first["methods"]
     assert list(methods) == ["copy_first_frame", "forecast"]
     protocol = first["protocol"]
@@ -145,3 +153,39 @@ def test_command_line_error_is_one_line_and_exit_2(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "none.ckpt" in errors[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+def test_expression_analysis_is_skipped_without_mediapipe_off_on_request_and_checked(
+    tiny_data_dir, tiny_checkpoint, tmp_path, monkeypatch
+):
+    def unavailable():
+        raise LandmarkSourceUnavailable("the mediapipe landmark source needs MediaPipe")
+
+    monkeypatch.setattr(mediapipe_source, "_face_mesh_module", unavailable)
+    run = tmp_path / "run"
+    payload = evaluate(_config(tiny_data_dir, run, f"ckpt={tiny_checkpoint}", "evaluation=no_fvd"))
+    assert payload["expression"] == {
+        "status": "skipped",
+        "reason": "the mediapipe landmark source needs MediaPipe",
+    }
+    assert "Skipped: the mediapipe" in (run / "report.md").read_text()
+    off = evaluate(
+        _config(
+            tiny_data_dir,
+            tmp_path / "off",
+            f"ckpt={tiny_checkpoint}",
+            "evaluation=no_fvd",
+            "evaluation.expression=false",
+        )
+    )
+    assert "expression" not in off
+    with pytest.raises(ConfigError, match="evaluation.expression.upscale"):
+        evaluate(
+            _config(
+                tiny_data_dir,
+                tmp_path / "bad",
+                f"ckpt={tiny_checkpoint}",
+                "evaluation=no_fvd",
+                "evaluation.expression.upscale=0",
+            )
+        )

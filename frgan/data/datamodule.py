@@ -398,3 +398,14 @@ class FRGANDataModule(LightningDataModule):
             "decoded_gb": round(self._decoded_gb(), 3),
             "skipped_takes": len(self.manifest["skipped"]),
         }
+
+    def takes(self, split: str):
+        """The decoded takes (TakeSample) of a split, one at a time in shard order (after setup):
+        whole takes, for protocols that pick their own frames (frgan.evaluate's expression
+        analysis)."""
+        if self.manifest is None:
+            raise RuntimeError("call setup() before takes()")
+        records = self._records(split)
+        return take_stream(
+            list(records), records=records, tolerate_short=self.tolerate_short_shards
+        )

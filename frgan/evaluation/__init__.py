@@ -1,0 +1,1 @@
+"""Protocols of frgan.evaluate beyond the per-frame table: the expression analysis."""
