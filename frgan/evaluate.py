@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from frgan import metrics
 from frgan.errors import ConfigError
 from frgan.evaluation_report import write_report
-from frgan.metrics.fvd import FrechetVideoDistance, load_i3d
+from frgan.metrics.fvd import RESIZES, FrechetVideoDistance, load_i3d
 from frgan.metrics.i3d import MIN_FRAMES
 from frgan.metrics.i3d_weights import WeightsUnavailable
 from frgan.models.checkpoints import find_checkpoint, load_model
@@ -43,6 +43,19 @@ LABELS = {
     "forecast": "forecast only",
     "refined": "two-stage (forecast + refine)",
 }
+
+RESIZE_DESCRIPTIONS = {
+    "tf1": "tf1: the original FVD's, TF1 tf.image.resize_bilinear (source pixel = index * in/out, "
+    "no half-pixel offset)",
+    "torch": "torch: half-pixel bilinear (F.interpolate, align_corners=False), not the original "
+    "FVD's: not comparable with published FVD",
+}
+INTERVAL_DESCRIPTION = (
+    "95% jackknife interval: FVD ± 1.96 delete-one jackknife standard errors (each clip of "
+    "either set left out in turn), low end clamped at 0; an interval for the expected FVD at "
+    "these numbers of clips, not for the distance between the populations, which few clips "
+    "overestimate"
+)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -143,8 +156,8 @@ class _SharedFVD:
             self.metrics[name] = FrechetVideoDistance(
                 self.network,
                 batch_size=self.settings.batch_size,
-                bootstrap_resamples=self.settings.bootstrap_resamples,
-                seed=self.settings.seed,
+                interval=self.settings.interval,
+                resize=self.settings.resize,
             ).to(self.device)
         return self.metrics[name]
 
@@ -161,6 +174,15 @@ def _fvd_metrics(
     if frames < MIN_FRAMES:
         reason = f"clips of {frames} frames; I3D needs at least {MIN_FRAMES} (evaluation.frames)"
         return None, {"status": "skipped", "reason": reason}
+    if settings.resize not in RESIZES:
+        raise ConfigError(
+            f"evaluation.fvd.resize must be one of {', '.join(RESIZES)} (tf1: the original "
+            f"FVD's), got {settings.resize!r}"
+        )
+    if not isinstance(settings.interval, bool):
+        raise ConfigError(
+            f"evaluation.fvd.interval must be true or false, got {settings.interval!r}"
+        )
     try:
         shared = _SharedFVD(settings, device)
     except WeightsUnavailable as error:
@@ -170,8 +192,8 @@ def _fvd_metrics(
     return shared, {
         "status": "computed",
         "features": "Inception-I3D Kinetics-400 logits (400-d), frames resized to 224x224",
-        "bootstrap_resamples": settings.bootstrap_resamples,
-        "bootstrap_seed": settings.seed,
+        "resize": RESIZE_DESCRIPTIONS[settings.resize],
+        "interval": INTERVAL_DESCRIPTION if settings.interval else None,
         "kvd_kernel": "(x.y / 400 + 1)^3, unbiased MMD^2",
     }
 

@@ -43,7 +43,6 @@ def _config(data_dir: Path, run_dir: Path, *overrides: str):
         "evaluation.frames=9",  # tiny takes have 5-7 frames: padded, as the protocol says
         "evaluation.batch_size=2",
         "evaluation.progress=false",
-        "evaluation.fvd.bootstrap_resamples=20",
     ]
     return compose_config("evaluate.yaml", [*base, *overrides], run_dir=run_dir)
 
