@@ -62,6 +62,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run the evaluation protocol of cfg.evaluation; returns what metrics.json holds."""
     settings = cfg.evaluation
     frames = _positive_int("evaluation.frames", settings.frames, least=2)
+    _check_fvd_settings(settings.fvd)
     if cfg.get("ckpt") is None:
         raise ConfigError(
             "give the model to evaluate: ckpt=<checkpoint file or run folder of frgan.train>"
@@ -165,15 +166,7 @@ class _SharedFVD:
         return self.metric(BASELINE).features(clips)
 
 
-def _fvd_metrics(
-    settings: DictConfig, frames: int, device: torch.device
-) -> tuple[_SharedFVD | None, dict[str, Any]]:
-    """The FVD machinery, or None with the reason it is skipped (never a made-up number)."""
-    if not settings.enabled:
-        return None, {"status": "skipped", "reason": "evaluation.fvd.enabled=false"}
-    if frames < MIN_FRAMES:
-        reason = f"clips of {frames} frames; I3D needs at least {MIN_FRAMES} (evaluation.frames)"
-        return None, {"status": "skipped", "reason": reason}
+def _check_fvd_settings(settings: DictConfig) -> None:
     if settings.resize not in RESIZES:
         raise ConfigError(
             f"evaluation.fvd.resize must be one of {', '.join(RESIZES)} (tf1: the original "
@@ -183,6 +176,17 @@ def _fvd_metrics(
         raise ConfigError(
             f"evaluation.fvd.interval must be true or false, got {settings.interval!r}"
         )
+
+
+def _fvd_metrics(
+    settings: DictConfig, frames: int, device: torch.device
+) -> tuple[_SharedFVD | None, dict[str, Any]]:
+    """The FVD machinery, or None with the reason it is skipped (never a made-up number)."""
+    if not settings.enabled:
+        return None, {"status": "skipped", "reason": "evaluation.fvd.enabled=false"}
+    if frames < MIN_FRAMES:
+        reason = f"clips of {frames} frames; I3D needs at least {MIN_FRAMES} (evaluation.frames)"
+        return None, {"status": "skipped", "reason": reason}
     try:
         shared = _SharedFVD(settings, device)
     except WeightsUnavailable as error:
