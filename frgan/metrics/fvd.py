@@ -123,10 +123,11 @@ def jackknife_interval(
 def _leave_one_out(features: torch.Tensor, elements: int = 1 << 24):
     """The sets [k, n-1, d] without clip i, for every i, in chunks of about `elements` values."""
     n, d = features.shape
-    others = torch.arange(n).expand(n, n)[~torch.eye(n, dtype=torch.bool)].view(n, n - 1)
+    positions = torch.arange(n - 1)
     chunk = max(1, elements // (n * d))
     for start in range(0, n, chunk):
-        yield features[others[start : start + chunk]]
+        left_out = torch.arange(start, min(start + chunk, n))[:, None]
+        yield features[positions + (positions >= left_out)]  # row i: every index but i
 
 
 def _jackknife_variance(values: torch.Tensor) -> torch.Tensor:
@@ -152,19 +153,20 @@ def resize_bilinear_tf1(images: torch.Tensor, size: tuple[int, int]) -> torch.Te
     half_pixel_centers=False), the original FVD's resize: output pixel i reads the input at
     i · in/out (float32, no half-pixel offset), between pixels floor and ceil (clamped to the
     last one) with weight frac. Downsampling skips pixels rather than averaging them."""
-    rows = _tf1_taps(images.shape[-2], size[0], images.device)
-    columns = _tf1_taps(images.shape[-1], size[1], images.device)
-    lower, upper, weight = columns
-    x = images.index_select(-1, lower)
-    x = x + (images.index_select(-1, upper) - x) * weight.to(images.dtype)
-    lower, upper, weight = rows
-    top = x.index_select(-2, lower)
-    return top + (x.index_select(-2, upper) - top) * weight.to(images.dtype)[:, None]
+    left, right, x_weight = _tf1_taps(images.shape[-1], size[1], images.device)
+    top, bottom, y_weight = _tf1_taps(images.shape[-2], size[0], images.device)
+    # along x, then along y, as TF's kernel does (the same float32 rounding)
+    columns = images.index_select(-1, left)
+    columns = columns + (images.index_select(-1, right) - columns) * x_weight.to(images.dtype)
+    rows = columns.index_select(-2, top)
+    return rows + (columns.index_select(-2, bottom) - rows) * y_weight.to(images.dtype)[:, None]
 
 
 def _tf1_taps(
     in_size: int, out_size: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per output index: the input pixels below and above its source position, and the weight
+    of the one above."""
     scale = torch.tensor(in_size, dtype=torch.float32) / out_size
     source = torch.arange(out_size, dtype=torch.float32) * scale
     lower = source.floor()
