@@ -31,7 +31,7 @@ from frgan.errors import ConfigError
 from frgan.evaluation.expression import expression_settings, run_expression_protocol
 from frgan.evaluation.expression_report import expression_key_lines
 from frgan.evaluation_report import write_report
-from frgan.metrics.fvd import FrechetVideoDistance, load_i3d
+from frgan.metrics.fvd import RESIZES, FrechetVideoDistance, load_i3d
 from frgan.metrics.i3d import MIN_FRAMES
 from frgan.metrics.i3d_weights import WeightsUnavailable
 from frgan.models.checkpoints import find_checkpoint, load_model
@@ -48,11 +48,25 @@ LABELS = {
     "refined": "two-stage (forecast + refine)",
 }
 
+RESIZE_DESCRIPTIONS = {
+    "tf1": "tf1: the original FVD's, TF1 tf.image.resize_bilinear (source pixel = index * in/out, "
+    "no half-pixel offset)",
+    "torch": "torch: half-pixel bilinear (F.interpolate, align_corners=False), not the original "
+    "FVD's: not comparable with published FVD",
+}
+INTERVAL_DESCRIPTION = (
+    "95% jackknife interval: FVD ± 1.96 delete-one jackknife standard errors (each clip of "
+    "either set left out in turn), low end clamped at 0; an interval for the expected FVD at "
+    "these numbers of clips, not for the distance between the populations, which few clips "
+    "overestimate"
+)
+
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run the evaluation protocol of cfg.evaluation; returns what metrics.json holds."""
     settings = cfg.evaluation
     frames = _positive_int("evaluation.frames", settings.frames, least=2)
+    _check_fvd_settings(settings.fvd)
     if cfg.get("ckpt") is None:
         raise ConfigError(
             "give the model to evaluate: ckpt=<checkpoint file or run folder of frgan.train>"
@@ -152,13 +166,25 @@ class _SharedFVD:
             self.metrics[name] = FrechetVideoDistance(
                 self.network,
                 batch_size=self.settings.batch_size,
-                bootstrap_resamples=self.settings.bootstrap_resamples,
-                seed=self.settings.seed,
+                interval=self.settings.interval,
+                resize=self.settings.resize,
             ).to(self.device)
         return self.metrics[name]
 
     def extractor_features(self, clips: torch.Tensor) -> torch.Tensor:
         return self.metric(BASELINE).features(clips)
+
+
+def _check_fvd_settings(settings: DictConfig) -> None:
+    if settings.resize not in RESIZES:
+        raise ConfigError(
+            f"evaluation.fvd.resize must be one of {', '.join(RESIZES)} (tf1: the original "
+            f"FVD's), got {settings.resize!r}"
+        )
+    if not isinstance(settings.interval, bool):
+        raise ConfigError(
+            f"evaluation.fvd.interval must be true or false, got {settings.interval!r}"
+        )
 
 
 def _fvd_metrics(
@@ -179,8 +205,8 @@ def _fvd_metrics(
     return shared, {
         "status": "computed",
         "features": "Inception-I3D Kinetics-400 logits (400-d), frames resized to 224x224",
-        "bootstrap_resamples": settings.bootstrap_resamples,
-        "bootstrap_seed": settings.seed,
+        "resize": RESIZE_DESCRIPTIONS[settings.resize],
+        "interval": INTERVAL_DESCRIPTION if settings.interval else None,
         "kvd_kernel": "(x.y / 400 + 1)^3, unbiased MMD^2",
     }
 

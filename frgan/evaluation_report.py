@@ -47,7 +47,7 @@ def markdown(payload: dict[str, Any], with_samples: bool) -> str:
     with_fvd = fvd["status"] == "computed"
     headers = ["method"] + [header for _, header, _ in COLUMNS]
     if with_fvd:
-        headers += ["FVD ↓ (95% bootstrap)", "KVD ↓", "clips"]
+        headers += ["FVD ↓ (95% jackknife)", "KVD ↓", "clips"]
     lines = [
         "# Evaluation",
         "",
@@ -82,9 +82,10 @@ def markdown(payload: dict[str, Any], with_samples: bool) -> str:
     ]
     if with_fvd:
         lines.append(
-            f"- FVD: {fvd['features']}; Fréchet distance in float64 over all videos "
-            f"(few clips bias FVD upwards: read the interval, {fvd['bootstrap_resamples']} "
-            f"bootstrap resamples, seed {fvd['bootstrap_seed']}, and KVD, {fvd['kvd_kernel']})"
+            f"- FVD: {fvd['features']}; resize {fvd['resize']}; Fréchet distance in float64 "
+            "over all videos; few clips bias FVD upwards, so compare FVDs only over the same "
+            f"numbers of clips. Interval: {fvd['interval'] or 'none (evaluation.fvd.interval)'}. "
+            f"KVD: {fvd['kvd_kernel']}, no bias at any number of clips"
         )
     else:
         lines.append(f"- FVD: skipped — {fvd['reason']}")

@@ -45,7 +45,6 @@ def _config(data_dir: Path, run_dir: Path, *overrides: str):
         "evaluation.frames=9",  # tiny takes have 5-7 frames: padded, as the protocol says
         "evaluation.batch_size=2",
         "evaluation.progress=false",
-        "evaluation.fvd.bootstrap_resamples=20",
     ]
     return compose_config("evaluate.yaml", [*base, *overrides], run_dir=run_dir)
 
@@ -86,6 +85,9 @@ def test_evaluation_writes_the_report_and_repeats_its_numbers(
     report = (runs[0] / "report.md").read_text()
     assert "| copy first frame |" in report and "| forecast only |" in report
     assert "frames each, 64x64 px" in report and "seeds: evaluate 12345" in report
+    assert "resize tf1: the original FVD's" in report and "95% jackknife interval" in report
+    forecast = methods["forecast"]
+    assert forecast["fvd_low"] <= forecast["fvd"] <= forecast["fvd_high"]
 
 
 def test_fvd_is_skipped_and_says_why_without_weights(tiny_data_dir, tiny_checkpoint, tmp_path):
@@ -120,6 +122,10 @@ def test_user_errors_are_clear(tiny_data_dir, tiny_checkpoint, tmp_path):
         run(f"ckpt={other}")
     with pytest.raises(ConfigError, match="data.image_size=64"):
         run(f"ckpt={tiny_checkpoint}", "data.image_size=96")
+    with pytest.raises(ConfigError, match="evaluation.fvd.resize must be one of tf1, torch"):
+        run(f"ckpt={tiny_checkpoint}", "evaluation.fvd.resize=bicubic")
+    with pytest.raises(ConfigError, match="evaluation.fvd.interval must be true or false"):
+        run(f"ckpt={tiny_checkpoint}", "evaluation.fvd.interval=200")
 
 
 def test_a_dataset_without_test_split_is_refused(tiny_data_dir, tiny_checkpoint, tmp_path):

@@ -8,6 +8,7 @@ import sys
 import pytest
 from pytorch_lightning.callbacks import RichProgressBar
 
+import frgan.callbacks.progress as progress_module
 from frgan.callbacks.progress import ProgressLines, progress_bar
 from frgan.errors import ConfigError
 from frgan.train import train
@@ -45,3 +46,38 @@ def test_progress_lines_report_stage_epoch_step_speed_eta_and_losses(train_confi
     assert "copy_" not in validation[0], "the baselines stay in the logs, not the progress line"
     assert any(line.startswith("fit done: 3 batches") for line in lines)
     assert any(line.startswith("test | ") and "psnr_moving" in line for line in lines)
+
+
+def test_a_resumed_run_rates_only_the_batches_it_ran(train_config, capsys, monkeypatch, tmp_path):
+    """Resumed mid-epoch, Lightning skips on_train_epoch_start: the rate and ETA once counted
+    from the clock's zero (the machine's uptime, here a week) and read 0.0 samples/s and an
+    ETA of days. They count the batches this process ran, from its start."""
+    periodic = tmp_path / "periodic"  # its last.ckpt is the mid-epoch one, after batch 1 of 3
+    checkpoints = [
+        "test=false",
+        "callbacks.periodic_checkpoint.every_n_train_steps=2",  # critic + generator: a batch
+        f"callbacks.periodic_checkpoint.dirpath={periodic}",
+    ]
+    train(train_config(*checkpoints, "trainer.max_steps=2"))
+    capsys.readouterr()
+    week = 7 * 24 * 3600.0
+    monotonic = progress_module.time.monotonic
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: week + monotonic())
+    resumed = train_config(
+        *checkpoints,
+        "callbacks.progress_bar.mode=lines",
+        "callbacks.progress_bar.every_n_seconds=1e-6",
+        f"ckpt_path={periodic / 'last.ckpt'}",
+    )
+    train(resumed)
+    train_lines = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("train epoch")
+    ]
+    assert [line.split(" | ")[0] for line in train_lines] == [
+        "train epoch 1/1 step 2/3 (67%)",
+        "train epoch 1/1 step 3/3 (100%)",
+    ], "the step is the epoch's, continued from the checkpoint"
+    for line in train_lines:
+        rate, eta = line.split(" | ")[1:3]
+        assert float(rate.split()[0]) > 0, line
+        assert re.fullmatch(r"ETA epoch \d:\d\d:\d\d, fit \d:\d\d:\d\d", eta), line

@@ -5,6 +5,9 @@ A batch job or `make train > log` has no terminal: a live bar writes nothing rea
 `ProgressLines` prints one line every `every_n_seconds` (and at the end of every epoch):
 
     train epoch 2/3 step 120/250 (48%) | 31.4 samples/s | ETA epoch 0:00:33, fit 0:02:41 | d_loss -0.41 g_loss 1.52 ...
+
+The step is the position in the epoch (a resumed run continues from its checkpoint's); the rate
+and the ETAs count only the batches this process ran, since the epoch or the resumed fit began.
 """
 
 from __future__ import annotations
@@ -76,9 +79,9 @@ class ProgressLines(ProgressBar):
             )
         self.every_n_seconds = float(every_n_seconds)
         self._enabled = True
-        self._fit_start = self._epoch_start = self._last_line = self._validation_start = 0.0
-        self._samples = 0
-        self._batches_done = 0  # training batches of this fit, for the fit's ETA
+        self._fit_start = self._validation_start = 0.0
+        self._batches_done = 0  # training batches this process ran in the fit
+        self._start_epoch_clock()
 
     def disable(self) -> None:
         self._enabled = False
@@ -94,13 +97,19 @@ class ProgressLines(ProgressBar):
         if self._enabled:
             print(text, flush=True)
 
+    def _start_epoch_clock(self) -> None:
+        """Rate and ETA count from here: the batches and samples this process runs next."""
+        self._epoch_start = self._last_line = time.monotonic()
+        self._samples = self._epoch_batches = 0
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._fit_start = time.monotonic()
         self._batches_done = 0
+        # resumed mid-epoch, Lightning skips on_train_epoch_start for the epoch it continues
+        self._start_epoch_clock()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._epoch_start = self._last_line = time.monotonic()
-        self._samples = 0
+        self._start_epoch_clock()
 
     def on_train_batch_end(
         self,
@@ -111,6 +120,7 @@ class ProgressLines(ProgressBar):
         batch_idx: int,
     ) -> None:
         self._samples += _batch_size(batch)
+        self._epoch_batches += 1
         self._batches_done += 1
         now = time.monotonic()
         total = self.total_train_batches
@@ -122,7 +132,7 @@ class ProgressLines(ProgressBar):
 
     def train_line(self, trainer: pl.Trainer, done: int, total: int | float, now: float) -> str:
         elapsed = max(now - self._epoch_start, 1e-9)
-        per_batch = elapsed / done
+        per_batch = elapsed / max(self._epoch_batches, 1)
         text = f"train epoch {trainer.current_epoch + 1}/{trainer.max_epochs} step {done}"
         if isinstance(total, int):
             text += f"/{total} ({100 * done / max(total, 1):.0f}%)"

@@ -2,9 +2,10 @@
 
 Features: the 400 Kinetics logits of Inception-I3D (frgan.metrics.i3d), as in the original
 FVD. Clips [B,T,3,H,W] in [-1,1] are rounded to 8 bits (what a saved video holds), resized
-frame by frame to 224×224 (bilinear, no antialiasing, like the original's
-tf.image.resize_bilinear; PyTorch's half-pixel centres shift the grid by under a pixel) and
-fed to the network in [-1,1]; T >= 9 (16 in the original).
+frame by frame to 224×224 and fed to the network in [-1,1]; T >= 9 (16 in the original). The
+resize is the original's by default (resize="tf1": TF1's tf.image.resize_bilinear, source
+pixel = destination index · in/out, no half-pixel offset); resize="torch" is PyTorch's
+half-pixel bilinear (F.interpolate, align_corners=False), which moves FVD by about 1%.
 
 FVD = ‖μ_r − μ_f‖² + tr(Σ_r) + tr(Σ_f) − 2·tr((Σ_r Σ_f)^½), in float64. The trace of the
 square root is computed as the nuclear norm of C_r C_fᵀ, where C is the centred feature matrix
@@ -12,13 +13,21 @@ square root is computed as the nuclear norm of C_r C_fᵀ, where C is the centre
 are the squared singular values of C_r C_fᵀ, so no matrix square root of a non-symmetric or
 singular matrix is ever taken (with fewer clips than features, Σ is singular).
 
-With few clips FVD is biased upwards and noisy. Beside it the metric reports how many clips it
-used, a bootstrap 95% interval (clips resampled with replacement, fixed seed), and KVD: the
-unbiased squared MMD with the polynomial kernel k(x, y) = (xᵀy / d + 1)³ (as KID), which has
-no bias at any size.
+With few clips FVD is biased upwards (a few dozen clips against 400 dimensions: by far more
+than the distance itself) and noisy. Beside it the metric reports how many clips it used, a
+95% jackknife interval and KVD: the unbiased squared MMD with the polynomial kernel
+k(x, y) = (xᵀy / d + 1)³ (as KID), which has no bias at any size. The interval is FVD ± 1.96
+delete-one jackknife standard errors (each clip of each set left out in turn), the low end
+clamped at 0: it is an interval for the expected FVD at these numbers of clips (what other
+clips from the same sources would give on average), not for the distance between the
+populations, which no interval from a few dozen clips can bound. It is centred on the FVD it
+stands beside; a bootstrap with replacement is not (repeated clips inflate the bias, and its
+interval lies above the estimate). Coverage on Gaussian features: scripts/fvd_interval_coverage.py.
 """
 
 from __future__ import annotations
+
+from statistics import NormalDist
 
 import torch
 import torch.nn.functional as F
@@ -32,26 +41,27 @@ from frgan.metrics.i3d_weights import load_variables
 
 
 def _factor(features: torch.Tensor) -> torch.Tensor:
-    """C with CᵀC = the sample covariance of features [n, d] (float64)."""
-    n, d = features.shape
-    centred = features - features.mean(dim=0)
+    """C with CᵀC = the sample covariance of features [..., n, d] (float64)."""
+    n, d = features.shape[-2:]
+    centred = features - features.mean(dim=-2, keepdim=True)
     if n <= d:
         return centred / (n - 1) ** 0.5
-    return psd_sqrt(centred.T @ centred / (n - 1))
+    return psd_sqrt(centred.mT @ centred / (n - 1))
 
 
 def psd_sqrt(matrix: torch.Tensor) -> torch.Tensor:
-    """Symmetric square root of a symmetric positive semi-definite matrix."""
+    """Symmetric square root of symmetric positive semi-definite matrices [..., d, d]."""
     values, vectors = torch.linalg.eigh(matrix)
-    return (vectors * values.clamp_min(0).sqrt()) @ vectors.T
+    return (vectors * values.clamp_min(0).sqrt().unsqueeze(-2)) @ vectors.mT
 
 
 def _frechet(
     mean_a: torch.Tensor, factor_a: torch.Tensor, mean_b: torch.Tensor, factor_b: torch.Tensor
 ) -> torch.Tensor:
-    cross = torch.linalg.matrix_norm(factor_a @ factor_b.T, ord="nuc")
-    traces = factor_a.square().sum() + factor_b.square().sum()
-    return (mean_a - mean_b).square().sum() + traces - 2 * cross
+    """The distance from means [..., d] and factors [..., r, d] (leading dimensions broadcast)."""
+    cross = torch.linalg.matrix_norm(factor_a @ factor_b.mT, ord="nuc")
+    traces = factor_a.square().sum((-2, -1)) + factor_b.square().sum((-2, -1))
+    return (mean_a - mean_b).square().sum(-1) + traces - 2 * cross
 
 
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> torch.Tensor:
@@ -86,29 +96,43 @@ def kernel_distance(
     return within(a) + within(b) - 2 * kernel(a, b).mean()
 
 
-def bootstrap_interval(
-    features_a: torch.Tensor,
-    features_b: torch.Tensor,
-    resamples: int = 200,
-    level: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile interval of the Fréchet distance when both sets are resampled with
-    replacement (`resamples` times, a fixed seed: the same inputs give the same interval)."""
+def jackknife_interval(
+    features_a: torch.Tensor, features_b: torch.Tensor, level: float = 0.95
+) -> tuple[float, float, float]:
+    """(low, high, standard error): the Fréchet distance ± z·SE, SE from the delete-one
+    jackknife over both sets (two-sample: the variances of leaving out a clip of either set
+    add up), low clamped at 0. An interval for the expected distance at these set sizes;
+    needs at least 3 clips per set. Deterministic."""
     a, b = _check_sets(features_a, features_b)
-    generator = torch.Generator().manual_seed(seed)
-    values = torch.stack(
-        [
-            frechet_distance(
-                a[torch.randint(len(a), (len(a),), generator=generator)],
-                b[torch.randint(len(b), (len(b),), generator=generator)],
-            )
-            for _ in range(resamples)
-        ]
-    )
-    tail = (1 - level) / 2
-    low, high = torch.quantile(values, torch.tensor([tail, 1 - tail], dtype=values.dtype))
-    return float(low), float(high)
+    if min(len(a), len(b)) < 3:
+        raise ValueError(f"the jackknife needs at least 3 clips per set, got {len(a)} and {len(b)}")
+    mean_a, factor_a, mean_b, factor_b = a.mean(0), _factor(a), b.mean(0), _factor(b)
+    without_a = [
+        _frechet(rest.mean(-2), _factor(rest), mean_b, factor_b) for rest in _leave_one_out(a)
+    ]
+    without_b = [
+        _frechet(mean_a, factor_a, rest.mean(-2), _factor(rest)) for rest in _leave_one_out(b)
+    ]
+    variance = sum(_jackknife_variance(torch.cat(v)) for v in (without_a, without_b))
+    distance = float(_frechet(mean_a, factor_a, mean_b, factor_b))
+    error = float(variance.sqrt())
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    return max(distance - z * error, 0.0), distance + z * error, error
+
+
+def _leave_one_out(features: torch.Tensor, elements: int = 1 << 24):
+    """The sets [k, n-1, d] without clip i, for every i, in chunks of about `elements` values."""
+    n, d = features.shape
+    positions = torch.arange(n - 1)
+    chunk = max(1, elements // (n * d))
+    for start in range(0, n, chunk):
+        left_out = torch.arange(start, min(start + chunk, n))[:, None]
+        yield features[positions + (positions >= left_out)]  # row i: every index but i
+
+
+def _jackknife_variance(values: torch.Tensor) -> torch.Tensor:
+    n = len(values)
+    return (n - 1) / n * (values - values.mean()).square().sum()
 
 
 def _check_sets(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,19 +145,51 @@ def _check_sets(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return a.detach().double().cpu(), b.detach().double().cpu()
 
 
-def clips_for_i3d(clips: torch.Tensor) -> torch.Tensor:
-    """[B,T,3,H,W] in [-1,1] -> [B,3,T,224,224] in [-1,1] on the 8-bit grid."""
+RESIZES = ("tf1", "torch")
+
+
+def resize_bilinear_tf1(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """[..., H, W] -> [..., h, w] as TF1's tf.image.resize_bilinear (align_corners=False,
+    half_pixel_centers=False), the original FVD's resize: output pixel i reads the input at
+    i · in/out (float32, no half-pixel offset), between pixels floor and ceil (clamped to the
+    last one) with weight frac. Downsampling skips pixels rather than averaging them."""
+    left, right, x_weight = _tf1_taps(images.shape[-1], size[1], images.device)
+    top, bottom, y_weight = _tf1_taps(images.shape[-2], size[0], images.device)
+    # along x, then along y, as TF's kernel does (the same float32 rounding)
+    columns = images.index_select(-1, left)
+    columns = columns + (images.index_select(-1, right) - columns) * x_weight.to(images.dtype)
+    rows = columns.index_select(-2, top)
+    return rows + (columns.index_select(-2, bottom) - rows) * y_weight.to(images.dtype)[:, None]
+
+
+def _tf1_taps(
+    in_size: int, out_size: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per output index: the input pixels below and above its source position, and the weight
+    of the one above."""
+    scale = torch.tensor(in_size, dtype=torch.float32) / out_size
+    source = torch.arange(out_size, dtype=torch.float32) * scale
+    lower = source.floor()
+    upper = source.ceil().long().clamp_max(in_size - 1)
+    return lower.long().to(device), upper.to(device), (source - lower).to(device)
+
+
+def clips_for_i3d(clips: torch.Tensor, resize: str = "tf1") -> torch.Tensor:
+    """[B,T,3,H,W] in [-1,1] -> [B,3,T,224,224] in [-1,1]: 8-bit levels resized (`resize`:
+    "tf1" as the original FVD, or "torch", half-pixel bilinear), then mapped to [-1,1]."""
     if clips.ndim != 5 or clips.shape[2] != 3:
         raise ValueError(f"expected clips [B,T,3,H,W], got {tuple(clips.shape)}")
     if clips.shape[1] < MIN_FRAMES:
         raise ValueError(f"FVD needs clips of at least {MIN_FRAMES} frames, got {clips.shape[1]}")
-    levels = ((clips.float().clamp(-1, 1) + 1) * 127.5).round()
-    frames = levels.flatten(0, 1) / 127.5 - 1
-    if tuple(frames.shape[-2:]) != (RESOLUTION, RESOLUTION):
-        frames = F.interpolate(
-            frames, size=(RESOLUTION, RESOLUTION), mode="bilinear", align_corners=False
-        )
-    return rearrange(frames, "(b t) c h w -> b c t h w", b=clips.shape[0])
+    if resize not in RESIZES:
+        raise ValueError(f"the FVD resize must be one of {RESIZES}, got {resize!r}")
+    levels = ((clips.float().clamp(-1, 1) + 1) * 127.5).round().flatten(0, 1)
+    size = (RESOLUTION, RESOLUTION)
+    if tuple(levels.shape[-2:]) != size and resize == "tf1":
+        levels = resize_bilinear_tf1(levels, size)
+    elif tuple(levels.shape[-2:]) != size:
+        levels = F.interpolate(levels, size=size, mode="bilinear", align_corners=False)
+    return rearrange(levels / 127.5 - 1, "(b t) c h w -> b c t h w", b=clips.shape[0])
 
 
 def load_i3d(weights: str | None = None) -> InceptionI3d:
@@ -146,10 +202,11 @@ def load_i3d(weights: str | None = None) -> InceptionI3d:
 
 class FrechetVideoDistance(Metric):
     """FVD between the real and the generated clips given to `update`, with KVD and a
-    bootstrap interval. DDP: the per-clip features are states gathered from every process.
+    jackknife interval. DDP: the per-clip features are states gathered from every process.
 
     extractor: clips [B,3,T,224,224] -> features [B,d]; default the Kinetics-400 I3D read from
-    `weights` (see frgan.metrics.i3d_weights for where it is looked for).
+    `weights` (see frgan.metrics.i3d_weights for where it is looked for). resize: how clips
+    reach 224 px, "tf1" (the original FVD's) or "torch" (see clips_for_i3d).
     """
 
     full_state_update = False
@@ -161,16 +218,18 @@ class FrechetVideoDistance(Metric):
         extractor: nn.Module | None = None,
         weights: str | None = None,
         batch_size: int = 8,
-        bootstrap_resamples: int = 200,
-        seed: int = 0,
+        interval: bool = True,
+        resize: str = "tf1",
         **kwargs,
     ):
         super().__init__(**kwargs)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if resize not in RESIZES:
+            raise ValueError(f"the FVD resize must be one of {RESIZES}, got {resize!r}")
         self.extractor = extractor if extractor is not None else load_i3d(weights)
         self.extractor.requires_grad_(False).eval()
-        self.batch_size, self.bootstrap_resamples, self.seed = batch_size, bootstrap_resamples, seed
+        self.batch_size, self.interval, self.resize = batch_size, interval, resize
         self.add_state("real_features", default=[], dist_reduce_fx="cat")
         self.add_state("fake_features", default=[], dist_reduce_fx="cat")
 
@@ -179,7 +238,9 @@ class FrechetVideoDistance(Metric):
         """[B,T,3,H,W] in [-1,1] -> features [B,d] (float32), `batch_size` clips at a time."""
         return torch.cat(
             [
-                self.extractor(clips_for_i3d(clips[i : i + self.batch_size].to(self.device)))
+                self.extractor(
+                    clips_for_i3d(clips[i : i + self.batch_size].to(self.device), self.resize)
+                )
                 for i in range(0, len(clips), self.batch_size)
             ]
         ).float()
@@ -206,18 +267,20 @@ class FrechetVideoDistance(Metric):
                 state.append(features.float().to(self.device))
 
     def compute(self) -> dict[str, float | int | None]:
-        """{"fvd", "fvd_low", "fvd_high" (bootstrap 95%; None with bootstrap_resamples=0),
-        "kvd", "clips_real", "clips_fake"}."""
+        """{"fvd", "fvd_low", "fvd_high", "fvd_se" (95% jackknife interval and its standard
+        error; None with interval=False or fewer than 3 clips a side), "kvd", "clips_real",
+        "clips_fake"}."""
         real, fake = _gathered(self.real_features), _gathered(self.fake_features)
         if real is None or fake is None:
             raise ValueError("FVD needs real and generated clips; call update() with both first")
-        low = high = None
-        if self.bootstrap_resamples > 0:
-            low, high = bootstrap_interval(real, fake, self.bootstrap_resamples, seed=self.seed)
+        low = high = error = None
+        if self.interval and min(len(real), len(fake)) >= 3:
+            low, high, error = jackknife_interval(real, fake)
         return {
             "fvd": float(frechet_distance(real, fake)),
             "fvd_low": low,
             "fvd_high": high,
+            "fvd_se": error,
             "kvd": float(kernel_distance(real, fake)),
             "clips_real": len(real),
             "clips_fake": len(fake),
