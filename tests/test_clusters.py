@@ -12,7 +12,7 @@ from conftest import CONF_DIR
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from frgan.utils.config import resolve_ckpt_path
+from frgan.utils.checkpoint_io import resolve_ckpt_path
 
 REPO = Path(__file__).resolve().parents[1]
 

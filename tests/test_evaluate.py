@@ -145,3 +145,31 @@ def test_command_line_error_is_one_line_and_exit_2(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "none.ckpt" in errors[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+def test_a_model_of_the_other_structure_mesh_is_refused(tiny_data_dir, tiny_checkpoint, tmp_path):
+    from frgan.utils.checkpoint_io import add_digest, find_checkpoint, read_checkpoint
+
+    face68 = find_checkpoint(tiny_checkpoint)
+    checkpoint = read_checkpoint(face68)  # the same weights, labelled as trained on mesh468
+    checkpoint["hyper_parameters"]["structure_mesh"] = "mesh468"
+    checkpoint["frgan_model"].update(structure_mesh="mesh468", landmark_points=468)
+    add_digest(checkpoint)
+    mesh468 = tmp_path / "mesh468.ckpt"
+    torch.save(checkpoint, mesh468)
+    for ckpt, data_mesh, model_mesh in (
+        (mesh468, "face68", "mesh468"),
+        (face68, "mesh468", "face68"),
+    ):
+        cfg = _config(
+            tiny_data_dir, tmp_path / data_mesh, f"ckpt={ckpt}", "evaluation=no_fvd",
+            f"data.structure_mesh={data_mesh}",
+        )  # fmt: skip
+        with pytest.raises(ConfigError) as caught:
+            evaluate(cfg)
+        assert str(caught.value) == (
+            f"{ckpt} was trained on {model_mesh} landmarks, but data.structure_mesh={data_mesh}; "
+            f"set data.structure_mesh={model_mesh} to evaluate it on {model_mesh} shards (or "
+            f"evaluate a model of {data_mesh})"
+        )
+        assert not (tmp_path / data_mesh / "metrics.json").exists()
