@@ -332,7 +332,7 @@ def fail_abandoned_trials(storage: str, study_name: str) -> list[int]:
         return []
     running = backend.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
     for trial in running:
-        backend.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        backend.set_trial_state(trial._trial_id, TrialState.FAIL)
     return [trial.number for trial in running]
 
 

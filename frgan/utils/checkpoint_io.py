@@ -62,10 +62,12 @@ CHECKPOINT_GLOBALS = [
     pathlib.PurePosixPath,
     np.ndarray,
     np.dtype,
+    np.dtypes.UInt32DType,  # the state of numpy's global RNG
     np._core.multiarray._reconstruct,
     np._core.multiarray.scalar,
 ]
-_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+# how torch's weights-only unpickler names what it refused
+_REFUSED = re.compile(r"GLOBAL ([\w.]+)|got <class '([\w.]+)'>")
 
 
 class CheckpointError(FRGANError, ValueError):
@@ -90,8 +92,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
             checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     except pickle.UnpicklingError as error:
-        refused = _REFUSED_GLOBAL.search(str(error))
-        what = f"it names {refused.group(1)}" if refused else _first_line(error)
+        refused = _REFUSED.search(str(error))
+        what = f"it names {refused.group(1) or refused.group(2)}" if refused else "see torch.load"
         raise CheckpointError(
             f"{path} was refused: it holds Python objects a checkpoint never contains ({what}), "
             "which could run code when loaded; nothing of it was run. Load only checkpoints "
