@@ -327,3 +327,51 @@ def test_the_lock_file_is_hidden_and_names_its_holder(tmp_path):
     with exclusive_folder(tmp_path / "run", "run", "set hydra.run.dir to another folder"):
         text = (tmp_path / "run" / LOCK_NAME).read_text()
     assert LOCK_NAME.startswith(".") and text.startswith(f"pid {os.getpid()} on ")
+
+
+@pytest.mark.parametrize("variable", ["RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"])
+def test_processes_of_other_ranks_do_not_take_the_run_folder(
+    train_config, tmp_path, monkeypatch, variable
+):
+    from frgan.train import train
+
+    cfg = train_config("train=false", "test=false")
+    with exclusive_folder(tmp_path / "run", "run", "set hydra.run.dir to another folder"):
+        monkeypatch.setenv(variable, "1")  # a DDP process of rank 1 runs train() too
+        train(cfg)
+        monkeypatch.delenv(variable)
+        with pytest.raises(FolderInUse):
+            train(cfg)
+
+
+def _forecast_checkpoint(model, path: Path, changes: dict) -> Path:
+    """A checkpoint of `model` as on_save_checkpoint writes it, `changes` applied, its digest
+    recomputed: a consistent file, not a damaged one."""
+    from frgan.utils.checkpoint_io import add_digest
+
+    checkpoint = {"state_dict": model.state_dict(), "pytorch-lightning_version": "2.6.6"}
+    model.on_save_checkpoint(checkpoint)
+    checkpoint.update(changes)
+    add_digest(checkpoint)
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_edited_weights_or_a_foreign_identity_are_one_clear_error(train_config, tmp_path):
+    import hydra
+
+    model = hydra.utils.instantiate(train_config().model)
+    weights = dict(model.state_dict())
+    name = next(k for k in weights if k.endswith("weight"))
+    weights[name] = torch.zeros(3, 3)
+    cases = {
+        "edited.ckpt": ({"state_dict": weights}, f"{name} is (3, 3), the model's is"),
+        "renamed.ckpt": ({"state_dict": {"x": torch.ones(1)}}, "weights missing"),
+        "list_identity.ckpt": ({"frgan_model": [1, 2], 3: "int key"}, "not a FRGAN model"),
+    }
+    for file, (changes, expected) in cases.items():
+        path = _forecast_checkpoint(model, tmp_path / file, changes)
+        with pytest.raises(ValueError) as caught:
+            model.check_checkpoint(path)
+        message = str(caught.value)
+        assert expected in message and str(path) in message and "\n" not in message, message

@@ -36,10 +36,12 @@ from frgan import metrics
 from frgan.errors import ConfigError
 from frgan.models.ema import ema_decay_at, update_ema
 from frgan.utils.checkpoint_io import (
+    CheckpointError,
     DamagedCheckpointError,
     add_digest,
     check_digest,
     read_checkpoint,
+    weights_mismatch,
 )
 
 log = logging.getLogger(__name__)
@@ -358,14 +360,20 @@ class GANModule(pl.LightningModule):
             if verify:
                 raise
             log.warning("%s; loading it anyway (ckpt_verify=false)", str(error).split(";")[0])
+        unfit = weights_mismatch(self.state_dict(), checkpoint.get("state_dict"))
+        if unfit is not None:
+            raise CheckpointError(
+                f"{path}: its weights do not fit the model its identity describes ({unfit}); "
+                "the file was damaged or edited: use a checkpoint as frgan.train wrote it"
+            )
         return checkpoint
 
     def check_identity(self, checkpoint: Any, source: str) -> None:
         wanted = self.identity()
         found = checkpoint.get("frgan_model") if isinstance(checkpoint, dict) else None
-        if found is None:
+        if not isinstance(found, Mapping):
             keys = (
-                sorted(checkpoint)[:8]
+                sorted(map(str, checkpoint))[:8]
                 if isinstance(checkpoint, dict)
                 else type(checkpoint).__name__
             )

@@ -133,6 +133,26 @@ def logged_step(checkpoint: Mapping[str, Any]) -> int | None:
     return step if isinstance(step, int) else None
 
 
+def weights_mismatch(expected: Mapping[str, Any], found: Any) -> str | None:
+    """Why the weights `found` (a checkpoint's state_dict) cannot be loaded strictly into a
+    model whose state_dict is `expected` (names and shapes), or None when they can."""
+    if not isinstance(found, Mapping):
+        return f"its state_dict is a {type(found).__name__}, not a mapping of tensors"
+    missing = [name for name in expected if name not in found]
+    extra = [name for name in found if name not in expected]
+    if missing or extra:
+        return (
+            f"{len(missing)} weights missing, e.g. {missing[:1]}; "
+            f"{len(extra)} unknown, e.g. {extra[:1]}"
+        )
+    for name, value in expected.items():
+        other = found[name]
+        if not isinstance(other, torch.Tensor) or other.shape != value.shape:
+            shape = tuple(other.shape) if isinstance(other, torch.Tensor) else type(other).__name__
+            return f"{name} is {shape}, the model's is {tuple(value.shape)}"
+    return None
+
+
 def find_checkpoint(path: str | Path) -> Path:
     """A checkpoint file as given, or the best checkpoint of a run folder (its
     checkpoints/epoch_*.ckpt, newest first), else that folder's last.ckpt."""

@@ -122,8 +122,9 @@ def one_line(text: str) -> str:
 
 
 def is_global_zero() -> bool:
-    """False in the processes that DDP launches for ranks > 0 (they report nothing)."""
-    for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+    """False in the processes that DDP launches for ranks > 0 (they report nothing and hold
+    no run folder), on this node or another (NODE_RANK: Lightning's multi-node launch)."""
+    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"):
         value = os.environ.get(name)
         if value is not None and value.isdigit() and int(value) > 0:
             return False
