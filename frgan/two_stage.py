@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from frgan.evaluation_report import format_cell
+from frgan.utils.checkpoint_io import LAST
 from frgan.utils.cli import is_global_zero
 from frgan.utils.files import exclusive_folder, write_json_atomic, write_text_atomic
 
@@ -94,7 +95,7 @@ def _run_stages(
             stage_overrides = [f"model={stage}", *settings[stage], *shared]
             if stage == "refine":
                 stage_overrides.append(f"model.forecast_ckpt={_quoted(forecast_best)}")
-            last = folder / "checkpoints" / "last.ckpt"
+            last = folder / "checkpoints" / LAST
             if last.is_file():
                 log.info("two_stage: %s resumes from %s", stage, last)
                 stage_overrides.append(f"ckpt_path={_quoted(last)}")

@@ -205,7 +205,7 @@ def test_a_second_run_in_the_folder_is_refused_and_a_killed_one_resumes_cleanly(
     )  # fmt: skip
     metrics = run / "csv" / "metrics.csv"
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 600
         while not (metrics.is_file() and len(_train_rows(metrics)) >= 5):
             assert first.poll() is None, "the first run ended before it was caught running"
             assert time.monotonic() < deadline, "the first run never logged 5 steps"
@@ -375,3 +375,22 @@ def test_edited_weights_or_a_foreign_identity_are_one_clear_error(train_config, 
             model.check_checkpoint(path)
         message = str(caught.value)
         assert expected in message and str(path) in message and "\n" not in message, message
+
+
+def test_a_planted_lock_link_is_refused_and_its_target_untouched(tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / LOCK_NAME).symlink_to(target)
+    with pytest.raises(FolderInUse, match="is a symbolic link, not the lock file of a run"):
+        with exclusive_folder(tmp_path / "run", "run", "set hydra.run.dir to another folder"):
+            pass
+    assert target.read_text() == "keep me"
+
+
+def test_a_device_or_fifo_given_as_checkpoint_is_not_a_file():
+    from frgan.utils.checkpoint_io import find_checkpoint
+
+    for read in (read_checkpoint, find_checkpoint):
+        with pytest.raises(CheckpointError, match="checkpoint /dev/null is not a file"):
+            read("/dev/null")

@@ -21,6 +21,7 @@ from frgan.errors import ConfigError
 from frgan.models.generator import Generator
 from frgan.models.presets import architecture
 from frgan.utils.checkpoint_io import (
+    LAST,
     find_checkpoint,
     model_identity,
     newest_last_checkpoint,
@@ -34,7 +35,7 @@ def resolve_forecast_ckpt(value: str | Path, runs_root: str | Path) -> Path:
     """The checkpoint file model.forecast_ckpt names."""
     if str(value) in ("best", "last"):
         run = newest_forecast_run(Path(runs_root))
-        last = run / "checkpoints" / "last.ckpt"
+        last = run / "checkpoints" / LAST
         return last if str(value) == "last" else find_checkpoint(run)
     path = Path(value)
     if not path.exists():

@@ -86,6 +86,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint file's content, on the CPU, read without running any code it may carry;
     one clear error for a missing, unreadable or refused file."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a file; give a .ckpt file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
@@ -159,6 +161,8 @@ def find_checkpoint(path: str | Path) -> Path:
     path = Path(path)
     if path.is_file():
         return path
+    if path.exists() and not path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is not a file; give a .ckpt file or a run folder")
     if path.is_dir():
         folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
         best = sorted(folder.glob(BEST_PATTERN), key=lambda p: p.stat().st_mtime)

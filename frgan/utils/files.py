@@ -144,7 +144,16 @@ def exclusive_folder(folder: str | Path, what: str, remedy: str) -> Iterator[Non
     exits). The file stays; it records who holds the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    handle = open(folder / LOCK_NAME, "a+")
+    path = folder / LOCK_NAME
+    try:  # never through a planted link: the file is truncated below
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise FolderInUse(
+            f"{path} is a symbolic link, not the lock file of a run; remove it, or {remedy}"
+        ) from None
+    handle = os.fdopen(descriptor, "r+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
