@@ -56,10 +56,10 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "FRGAN_DEBUG")}
 
 
-def _command(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+def _command(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", *args], cwd=cwd, env=_env(), capture_output=True, text=True,
-        timeout=300,
+        [sys.executable, "-m", *args], cwd=REPO, env=_env(), capture_output=True, text=True,
+        timeout=timeout,
     )  # fmt: skip
 
 
@@ -217,7 +217,9 @@ def test_a_second_run_in_the_folder_is_refused_and_a_killed_one_resumes_cleanly(
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
-    resumed = _command(*_train_args(tiny_data_dir, run, *long_run, "ckpt_path=last"))
+    # the rest of the first epoch (the first run was killed early in it), its validation, test
+    rest = ("trainer.max_epochs=1", "ckpt_path=last")
+    resumed = _command(*_train_args(tiny_data_dir, run, *long_run, *rest), timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     steps = [int(row["step"]) for row in _train_rows(metrics)]
     assert len(steps) == len(set(steps)), f"a step logged twice: {sorted(steps)}"
