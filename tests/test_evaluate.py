@@ -173,3 +173,18 @@ def test_a_model_of_the_other_structure_mesh_is_refused(tiny_data_dir, tiny_chec
             f"evaluate a model of {data_mesh})"
         )
         assert not (tmp_path / data_mesh / "metrics.json").exists()
+
+
+def test_weights_that_do_not_fit_their_model_are_one_line(tiny_data_dir, tiny_checkpoint, tmp_path):
+    from frgan.errors import FRGANError
+    from frgan.utils.checkpoint_io import add_digest, find_checkpoint, read_checkpoint
+
+    checkpoint = read_checkpoint(find_checkpoint(tiny_checkpoint))
+    name = next(k for k in checkpoint["state_dict"] if k.endswith("weight"))
+    checkpoint["state_dict"][name] = torch.zeros(3, 3)
+    add_digest(checkpoint)  # a whole file whose weights do not fit its model, not a damaged one
+    edited = tmp_path / "edited.ckpt"
+    torch.save(checkpoint, edited)
+    cfg = _config(tiny_data_dir, tmp_path / "run", f"ckpt={edited}", "evaluation=no_fvd")
+    with pytest.raises(FRGANError, match=f"{edited}: its weights do not fit the model"):
+        evaluate(cfg)
