@@ -34,7 +34,8 @@ from frgan.evaluation_report import write_report
 from frgan.metrics.fvd import RESIZES, FrechetVideoDistance, load_i3d
 from frgan.metrics.i3d import MIN_FRAMES
 from frgan.metrics.i3d_weights import WeightsUnavailable
-from frgan.models.checkpoints import find_checkpoint, load_model
+from frgan.models.checkpoints import load_model
+from frgan.utils.checkpoint_io import find_checkpoint
 from frgan.utils.cli import report_user_errors
 from frgan.utils.device import resolve_device
 
@@ -97,6 +98,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         batch_size=_positive_int("evaluation.batch_size", settings.batch_size),
         retarget_prob=0.0,
     )
+    model_mesh = model.identity().get("structure_mesh", "face68")
+    if model_mesh != datamodule.structure_mesh:
+        raise ConfigError(
+            f"{checkpoint} was trained on {model_mesh} landmarks, but data.structure_mesh="
+            f"{datamodule.structure_mesh}; set data.structure_mesh={model_mesh} to evaluate it "
+            f"on {model_mesh} shards (or evaluate a model of {datamodule.structure_mesh})"
+        )
     datamodule.prepare_data()
     datamodule.setup("test")
     loader = datamodule.test_dataloader()

@@ -60,6 +60,7 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
             f"paste_feather must be a fraction of the face crop's side in [0, 0.5], got {feather!r}"
         )
     out_dir = Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)  # a file there or no permission: said up front
     device = resolve_device(cfg.device)
 
     trained = load_trained_model(cfg.ckpt, cfg.get("structure"))
@@ -109,7 +110,6 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
 
     fps = float(cfg.fps or driver_frames.fps or DEFAULT_FPS)
     video = grid(face, driver, maps, generated)
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = {
         "mp4": write_mp4(out_dir / "animation.mp4", video, fps),
         "gif": write_gif(out_dir / "animation.gif", video, fps),

@@ -15,6 +15,7 @@ of the model: it reads `optimized_metric`, `optimized_mode` and whatever metrics
 from __future__ import annotations
 
 import csv
+import fcntl
 import gc
 import io
 import json
@@ -318,24 +319,68 @@ def sqlite_storage_path(storage: Any) -> Path | None:
     return None
 
 
+def fail_abandoned_trials(storage: str, study_name: str) -> list[int]:
+    """Mark FAIL the trials of a study that a killed sweep left RUNNING (call it only while no
+    other sweep runs on `storage`); returns their numbers."""
+    import optuna
+    from optuna.trial import TrialState
+
+    backend = optuna.storages.get_storage(storage)
+    try:
+        study_id = backend.get_study_id_from_name(study_name)
+    except KeyError:  # a new study
+        return []
+    running = backend.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in running:
+        backend.set_trial_state(trial._trial_id, TrialState.FAIL)
+    return [trial.number for trial in running]
+
+
 class SweepSummary(Callback):
-    """Hydra callback: the summary table of a multirun, refreshed after each job."""
+    """Hydra callback: the summary table of a multirun, refreshed after each job.
+
+    With an Optuna sqlite study it also cleans up after killed sweeps: every sweep on the study
+    holds a shared flock on `<database>.sweeps.lock` while it runs (released by the system when
+    it ends, killed too). A sweep that starts while no other holds it knows that the study's
+    RUNNING trials belong to sweeps that were killed, and marks them FAIL."""
 
     def __init__(self, metrics: Sequence[str] = KEY_METRICS):
         self.metrics = tuple(metrics)
+        self._study_lock = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # sqlite creates the database file but not its folder (the study outlives the sweep)
-        database = sqlite_storage_path(OmegaConf.select(config, "hydra.sweeper.storage"))
+        storage = OmegaConf.select(config, "hydra.sweeper.storage")
+        database = sqlite_storage_path(storage)
         if database is not None:
             database.parent.mkdir(parents=True, exist_ok=True)
             log.info("Optuna study storage: %s (re-run the command to continue it)", database)
+            study = OmegaConf.select(config, "hydra.sweeper.study_name")
+            self._study_lock = open(database.with_name(database.name + ".sweeps.lock"), "a")
+            try:
+                fcntl.flock(self._study_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("another sweep runs on %s: its RUNNING trials are left alone", database)
+            else:
+                if database.is_file() and study:
+                    abandoned = fail_abandoned_trials(storage, study)
+                    if abandoned:
+                        log.warning(
+                            "Optuna study %s: trial(s) %s were left RUNNING by a sweep that was "
+                            "killed; marked FAIL",
+                            study,
+                            ", ".join(map(str, abandoned)),
+                        )
+            fcntl.flock(self._study_lock, fcntl.LOCK_SH)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if config.hydra.mode == RunMode.MULTIRUN:
             write_summary(config.hydra.sweep.dir, self.metrics)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._study_lock is not None:
+            self._study_lock.close()
+            self._study_lock = None
         sweep_dir = Path(config.hydra.sweep.dir)
         markdown = write_summary(sweep_dir, self.metrics)
         if markdown is None:

@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,13 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from frgan.errors import ConfigError
 from frgan.sweeps import run_job
+from frgan.utils.checkpoint_io import logged_step, resolve_ckpt_path
 from frgan.utils.cli import report_user_errors, run_hydra_app
-from frgan.utils.config import print_config_tree, resolve_ckpt_path
+from frgan.utils.config import print_config_tree
 from frgan.utils.config_check import check_train_config
+from frgan.utils.files import exclusive_folder
 from frgan.utils.instantiate import instantiate_callbacks, instantiate_loggers
-from frgan.utils.loggers import record_wandb_run, resume_wandb_run
+from frgan.utils.loggers import ResumableCSVLogger, record_wandb_run, resume_wandb_run
 from frgan.utils.ranks import is_global_zero
 
 log = logging.getLogger(__name__)
@@ -37,9 +40,17 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Fit the model on the datamodule, then test the best checkpoint.
 
-    Returns the metrics (validation and test) and the objects that were built.
+    Returns the metrics (validation and test) and the objects that were built. The run folder
+    is held for the whole run: a second run started in it meanwhile is refused.
     """
     run_dir = Path(cfg.paths.output_dir)
+    # only the launching process holds it: the processes DDP starts for ranks > 0 run this too
+    holding = exclusive_folder(run_dir, "run", "set hydra.run.dir to another folder")
+    with holding if is_global_zero() else nullcontext():
+        return _train(cfg, run_dir)
+
+
+def _train(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, float], dict[str, Any]]:
     # The periodic checkpoint stores the weights after the step it counts, which is what resuming
     # needs; Lightning warns about exactly that under manual optimization.
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
@@ -56,12 +67,20 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     ckpt_path = resolve_ckpt_path(
         cfg.get("ckpt_path"), run_dir, Path(cfg.paths.log_dir) / cfg.task_name
     )
+    resumed_step = None
     if ckpt_path is not None:
-        model.check_checkpoint(ckpt_path, verify=cfg.get("ckpt_verify", True))
+        checkpoint = model.check_checkpoint(ckpt_path, verify=cfg.get("ckpt_verify", True))
+        resumed_step = logged_step(checkpoint)
+        del checkpoint
         log.info("resuming from %s", ckpt_path)
         resume_wandb_run(cfg.get("logger"), [run_dir, Path(ckpt_path).parent.parent])
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
+    if resumed_step is not None and is_global_zero():
+        # rows a killed run logged after its checkpoint are logged again by this run
+        for logger in loggers:
+            if isinstance(logger, ResumableCSVLogger):
+                logger.forget_rows_after(resumed_step)
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False
     )
@@ -73,14 +92,14 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
     metrics: dict[str, float] = {}
     if cfg.get("train"):
-        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics.update(_as_floats(trainer.callback_metrics))
 
     if cfg.get("test"):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if not best:
             log.warning("no best checkpoint was saved; testing the current weights")
-        trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None)
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update(_as_floats(trainer.callback_metrics))
 
     objects = {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}

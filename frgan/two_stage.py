@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ from rich.console import Console
 from rich.table import Table
 
 from frgan.evaluation_report import format_cell
-from frgan.utils.files import write_json_atomic, write_text_atomic
+from frgan.utils.checkpoint_io import LAST
+from frgan.utils.files import exclusive_folder, write_json_atomic, write_text_atomic
+from frgan.utils.ranks import is_global_zero
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +61,24 @@ def run_two_stage(cfg: DictConfig, overrides: list[str]) -> tuple[dict[str, floa
     """Train and test both stages (or continue an unfinished pipeline). `overrides` are the
     command line's; returns the metrics of both stages as forecast/<name>, refine/<name>
     and the objects of the last stage trained."""
-    from frgan import train as train_module
-
     settings = cfg.two_stage
     shared = [o for o in overrides if not o.lstrip("+~").startswith(("experiment=", "two_stage"))]
     root = Path(cfg.paths.output_dir)
     pipeline = _pipeline_folder(root, shared, bool(settings.resume))
     pipeline.mkdir(parents=True, exist_ok=True)
+    # the launching process holds the pipeline (DDP's processes for ranks > 0 run this too)
+    holding = exclusive_folder(
+        pipeline, "two-stage pipeline", "start another one with two_stage.resume=false"
+    )
+    with holding if is_global_zero() else nullcontext():
+        return _run_stages(pipeline, settings, shared)
+
+
+def _run_stages(
+    pipeline: Path, settings: DictConfig, shared: list[str]
+) -> tuple[dict[str, float], dict]:
+    from frgan import train as train_module
+
     state = _read_json(pipeline / STATE) or {"overrides": shared, "finished": False}
     write_json_atomic(pipeline / STATE, state)
     print(f"Pipeline folder: {pipeline.resolve()}")
@@ -81,7 +95,7 @@ def run_two_stage(cfg: DictConfig, overrides: list[str]) -> tuple[dict[str, floa
             stage_overrides = [f"model={stage}", *settings[stage], *shared]
             if stage == "refine":
                 stage_overrides.append(f"model.forecast_ckpt={_quoted(forecast_best)}")
-            last = folder / "checkpoints" / "last.ckpt"
+            last = folder / "checkpoints" / LAST
             if last.is_file():
                 log.info("two_stage: %s resumes from %s", stage, last)
                 stage_overrides.append(f"ckpt_path={_quoted(last)}")

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from frgan.errors import ConfigError
-from frgan.utils.config import resolve_ckpt_path
+from frgan.utils.checkpoint_io import resolve_ckpt_path
 from frgan.utils.config_check import check_train_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -377,3 +377,59 @@ def test_take_stream_without_records_still_names_a_broken_shard(prepared, tmp_pa
     victim.write_bytes(victim.read_bytes()[: second_take_offset(victim) + 700])
     with pytest.raises(CorruptShard, match=f"Shard {victim} cannot be read after take 1"):
         list(take_stream([str(victim)]))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x.tar;touch${IFS}PWNED;echo",  # the hostile run's: a shell command in a `pipe:` source
+        "x.tar$(touch PWNED)",
+        "x.tar`touch PWNED`",
+        "../train-000000.tar",
+        ".hidden.tar",
+        "-n.tar",
+        "a b.tar",
+    ],
+)
+def test_shard_names_that_are_not_plain_file_names_are_refused(
+    prepared, tmp_path, monkeypatch, name
+):
+    tmp = copy_of(prepared, tmp_path / "copy")
+    manifest_file = tmp / "shards" / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    original = manifest["shards"][0]["file"]
+    manifest["shards"][0]["file"] = name
+    manifest_file.write_text(json.dumps(manifest))
+    (tmp / "shards" / original).rename(tmp / "shards" / "renamed.tar")
+    monkeypatch.chdir(tmp_path)  # where `touch PWNED` would write
+    for shard_dir in (f"'pipe:cat {tmp}/shards/{{file}}'", str(tmp / "shards")):
+        with pytest.raises(DataError, match=r"shards\[0\]\.file .* is not a plain file name"):
+            read_split(build_datamodule(tmp, mode="stream", shard_dir=shard_dir), "train")
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_shard_names_are_shell_quoted_in_pipe_commands_only():
+    from frgan.data.shards import shard_location
+
+    assert (
+        shard_location("pipe:cat /d/{file}", "train-000000.tar") == "pipe:cat /d/train-000000.tar"
+    )
+    # a name the manifest check would refuse still reaches the shell as one word
+    assert shard_location("pipe:cat /d/{file}", "x;touch PWNED") == "pipe:cat /d/'x;touch PWNED'"
+    assert (
+        shard_location("pipe:curl -s https://h/d", "a b.tar")
+        == "pipe:curl -s https://h/d/'a b.tar'"
+    )
+    assert shard_location("https://h/d", "x.tar") == "https://h/d/x.tar"
+    assert shard_location("/d", "x.tar") == "/d/x.tar"
+
+
+def test_a_shard_linked_to_another_file_fails_its_checksum(prepared, tmp_path):
+    tmp = copy_of(prepared, tmp_path)
+    victim = train_shard(tmp)
+    outside = tmp_path / "outside.tar"
+    outside.write_bytes(b"not the shard")
+    victim.unlink()
+    victim.symlink_to(outside)
+    with pytest.raises(CorruptShard, match=f"Shard {victim} fails its checksum"):
+        read_split(build_datamodule(tmp, mode="memory"), "train")

@@ -195,3 +195,46 @@ def test_expression_analysis_is_skipped_without_mediapipe_off_on_request_and_che
                 "evaluation.expression.upscale=0",
             )
         )
+
+
+def test_a_model_of_the_other_structure_mesh_is_refused(tiny_data_dir, tiny_checkpoint, tmp_path):
+    from frgan.utils.checkpoint_io import add_digest, find_checkpoint, read_checkpoint
+
+    face68 = find_checkpoint(tiny_checkpoint)
+    checkpoint = read_checkpoint(face68)  # the same weights, labelled as trained on mesh468
+    checkpoint["hyper_parameters"]["structure_mesh"] = "mesh468"
+    checkpoint["frgan_model"].update(structure_mesh="mesh468", landmark_points=468)
+    add_digest(checkpoint)
+    mesh468 = tmp_path / "mesh468.ckpt"
+    torch.save(checkpoint, mesh468)
+    for ckpt, data_mesh, model_mesh in (
+        (mesh468, "face68", "mesh468"),
+        (face68, "mesh468", "face68"),
+    ):
+        cfg = _config(
+            tiny_data_dir, tmp_path / data_mesh, f"ckpt={ckpt}", "evaluation=no_fvd",
+            f"data.structure_mesh={data_mesh}",
+        )  # fmt: skip
+        with pytest.raises(ConfigError) as caught:
+            evaluate(cfg)
+        assert str(caught.value) == (
+            f"{ckpt} was trained on {model_mesh} landmarks, but data.structure_mesh={data_mesh}; "
+            f"set data.structure_mesh={model_mesh} to evaluate it on {model_mesh} shards (or "
+            f"evaluate a model of {data_mesh})"
+        )
+        assert not (tmp_path / data_mesh / "metrics.json").exists()
+
+
+def test_weights_that_do_not_fit_their_model_are_one_line(tiny_data_dir, tiny_checkpoint, tmp_path):
+    from frgan.errors import FRGANError
+    from frgan.utils.checkpoint_io import add_digest, find_checkpoint, read_checkpoint
+
+    checkpoint = read_checkpoint(find_checkpoint(tiny_checkpoint))
+    name = next(k for k in checkpoint["state_dict"] if k.endswith("weight"))
+    checkpoint["state_dict"][name] = torch.zeros(3, 3)
+    add_digest(checkpoint)  # a whole file whose weights do not fit its model, not a damaged one
+    edited = tmp_path / "edited.ckpt"
+    torch.save(checkpoint, edited)
+    cfg = _config(tiny_data_dir, tmp_path / "run", f"ckpt={edited}", "evaluation=no_fvd")
+    with pytest.raises(FRGANError, match=f"{edited}: its weights do not fit the model"):
+        evaluate(cfg)

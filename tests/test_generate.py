@@ -226,7 +226,7 @@ def test_frame_folders_are_read_in_natural_order(tmp_path):
 def _checkpoint_with_wrong_weights(trained_run: Path, path: Path) -> Path:
     checkpoint = torch.load(
         sorted((trained_run / "checkpoints").glob("*.ckpt"))[0], map_location="cpu",
-        weights_only=False,
+        weights_only=True,
     )  # fmt: skip
     name = next(k for k in checkpoint["state_dict"] if k.endswith("weight"))
     checkpoint["state_dict"][name] = torch.zeros(3, 3)

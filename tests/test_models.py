@@ -283,7 +283,7 @@ def test_cosine_schedule_falls_to_the_final_fraction_and_resumes(tmp_path):
         assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.1)
     assert trainer.callback_metrics["train/lr"] == pytest.approx(1e-3 * 0.1)
     trainer.save_checkpoint(tmp_path / "mid.ckpt")
-    state = torch.load(tmp_path / "mid.ckpt", weights_only=False)
+    state = torch.load(tmp_path / "mid.ckpt", weights_only=True)
     assert [s["last_epoch"] for s in state["lr_schedulers"]] == [4, 4]
     # trainer.max_steps counts both optimizers' steps: 6 steps are 3 batches, the whole fall
     model = ForecastGAN(preset="tiny", image_size=SIZE, lr=1e-3, lr_schedule="cosine")

@@ -127,7 +127,7 @@ def test_forecaster_is_frozen_in_eval_mode_and_outside_the_optimizers(forecast_f
     assert not optimized & {id(p) for p in model.forecaster.parameters()}
     # the EMA generator of the checkpoint is what forecasts
     source = ForecastGAN(preset="tiny", image_size=SIZE, ema_decay=0.9)
-    source.load_state_dict(torch.load(forecast_file, weights_only=False)["state_dict"])
+    source.load_state_dict(torch.load(forecast_file, weights_only=True)["state_dict"])
     x0, s0, st = (_clip(2, 1, seed)[:, 0] for seed in range(3))
     expected = source.eval().generator_ema(x0, s0, st).frame
     torch.testing.assert_close(model.forecast(x0, s0, st[:, None])[:, 0], expected)

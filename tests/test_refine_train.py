@@ -69,7 +69,7 @@ def test_refine_fits_tests_and_resumes(train_config, forecast_ckpt, tmp_path, mo
         ".png",
     ]
     last = run / "checkpoints" / "last.ckpt"
-    saved = torch.load(last, map_location="cpu", weights_only=False)
+    saved = torch.load(last, map_location="cpu", weights_only=True)
 
     resumed = train_config(
         *_refine(forecast_ckpt, "test=false", "trainer.max_epochs=2", "ckpt_path=last")
@@ -143,7 +143,7 @@ def test_killed_refine_run_resumes(tiny_data_dir, forecast_ckpt, tmp_path, sig):
     assert saved["global_step"] > 0
     assert finish.returncode == 0, finish.stderr[-3000:]
     last = run_dir / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=False)["global_step"] > saved["global_step"]
+    assert torch.load(last, weights_only=True)["global_step"] > saved["global_step"]
 
 
 class StopRefine(Callback):
@@ -185,7 +185,7 @@ def test_two_stage_trains_both_and_continues_after_a_kill(tiny_data_dir, tmp_pat
     # stage folders are run folders: frgan.generate reads the data config they trained on
     assert (first / "forecast" / ".hydra" / "config.yaml").is_file()
     assert not (first / "refine" / "done.json").exists()
-    saved = torch.load(first / "refine" / "checkpoints" / "last.ckpt", weights_only=False)
+    saved = torch.load(first / "refine" / "checkpoints" / "last.ckpt", weights_only=True)
 
     # the same command again, in a new timestamped folder: the pipeline continues
     recorder = RecordStages()
@@ -194,7 +194,7 @@ def test_two_stage_trains_both_and_continues_after_a_kill(tiny_data_dir, tmp_pat
     assert recorder.trained == [("RefineGAN", saved["global_step"])], "forecast not retrained"
     refine_done = json.loads((first / "refine" / "done.json").read_text())
     forecast_done = json.loads((first / "forecast" / "done.json").read_text())
-    forecaster = torch.load(refine_done["best_checkpoint"], weights_only=False)
+    forecaster = torch.load(refine_done["best_checkpoint"], weights_only=True)
     assert (
         forecaster["hyper_parameters"]["forecaster"]["source"] == forecast_done["best_checkpoint"]
     )

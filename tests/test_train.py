@@ -67,7 +67,7 @@ def test_resume_from_last_restores_step_and_optimizers(train_config, monkeypatch
     first = train_config("test=false")
     train(first)
     last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
-    saved = torch.load(last, map_location="cpu", weights_only=False)
+    saved = torch.load(last, map_location="cpu", weights_only=True)
 
     resumed = train_config("test=false", "trainer.max_epochs=2", "ckpt_path=last")
     recorder = RecordRestoredState()
@@ -136,7 +136,7 @@ def kill_mid_run_then_resume(
         process.wait(timeout=timeout)
     finally:
         process.kill()
-    saved = torch.load(last, map_location="cpu", weights_only=False)
+    saved = torch.load(last, map_location="cpu", weights_only=True)
     until = f"trainer.max_epochs={saved['epoch'] + 2}"
     finish = subprocess.run(
         _cli(run_dir, data_dir, *overrides, until, "ckpt_path=last"),
@@ -164,7 +164,7 @@ def test_killed_run_resumes_and_finishes(tiny_data_dir, tmp_path, sig):
     assert finish.returncode == 0, finish.stderr[-3000:]
     assert "Run folder:" in finish.stdout
     last = run_dir / "checkpoints" / "last.ckpt"
-    final = torch.load(last, map_location="cpu", weights_only=False)
+    final = torch.load(last, map_location="cpu", weights_only=True)
     assert final["global_step"] > saved["global_step"]
     # the best, periodic and on-interrupt checkpoints all share one last.ckpt
     assert not list(last.parent.glob("last-v*.ckpt"))

@@ -229,7 +229,7 @@ def test_flipped_weight_bytes_are_refused_unless_forced(train_config, tmp_path):
     train(first)
     damaged = tmp_path / "damaged.ckpt"
     damaged.write_bytes((Path(first.paths.output_dir) / "checkpoints" / "last.ckpt").read_bytes())
-    saved = torch.load(damaged, map_location="cpu", weights_only=False)
+    saved = torch.load(damaged, map_location="cpu", weights_only=True)
     assert saved[checkpoint_io.DIGEST_KEY] == state_dict_digest(saved["state_dict"])
     _flip_bytes_in_largest_tensor(damaged)
 

@@ -15,6 +15,7 @@ import io
 import itertools
 import json
 import re
+import shlex
 import tarfile
 import warnings
 from collections.abc import Iterable, Iterator
@@ -32,6 +33,9 @@ from frgan.utils.files import atomic_path
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 FRAME_MEMBER = re.compile(r"^(\d+)\.(jpg|png)$")
+# a shard file name from a manifest: a plain name in the shard folder, nothing a shell or a
+# path would read otherwise (it is pasted into `pipe:` commands, quoted too)
+SHARD_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,254}")
 # what a manifest must hold, and every shard record in it
 MANIFEST_KEYS = ("image_size", "shards", "split", "counts", "skipped")
 SHARD_RECORD_KEYS = ("file", "split", "sha256", "bytes", "takes", "take_frames")
@@ -162,13 +166,15 @@ def shard_location(shard_dir: str | Path, file: str) -> str:
     """Where a file of the shard folder lives: a local path, a URL, or a `pipe:` command.
 
     A `{file}` placeholder in shard_dir is replaced by the file name (for pipe commands such
-    as `pipe:curl -s https://host/frgan/{file}`); otherwise the name is appended.
+    as `pipe:curl -s https://host/frgan/{file}`); otherwise the name is appended. In a `pipe:`
+    command the name is shell-quoted: the command is the user's, the name the manifest's.
     """
     text = str(shard_dir)
+    name = shlex.quote(file) if text.startswith("pipe:") else file
     if "{file}" in text:
-        return text.replace("{file}", file)
+        return text.replace("{file}", name)
     if is_remote(text):
-        return f"{text.rstrip('/')}/{file}"
+        return f"{text.rstrip('/')}/{name}"
     return str(Path(text) / file)
 
 
@@ -259,8 +265,11 @@ def _manifest_problem(manifest: dict) -> str | None:
         if not isinstance(record, dict) or any(k not in record for k in SHARD_RECORD_KEYS):
             return f"{where} lacks {', '.join(SHARD_RECORD_KEYS)}"
         name = record["file"]
-        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-            return f"{where}.file is not a file name in the shard folder"
+        if not isinstance(name, str) or not SHARD_FILE.fullmatch(name):
+            return (
+                f"{where}.file {str(name)[:60]!r} is not a plain file name in the shard folder "
+                "(letters, digits, . _ + -)"
+            )
         if name in names:
             return f"{name} is listed twice"
         names.add(name)

@@ -15,9 +15,10 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from frgan.data.structure import STRUCTURE_KINDS
-from frgan.errors import ConfigError, FRGANError
-from frgan.models.checkpoints import find_checkpoint, load_model
+from frgan.errors import ConfigError
+from frgan.models.checkpoints import load_model
 from frgan.models.gan import GANModule
+from frgan.utils.checkpoint_io import find_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +47,7 @@ def load_trained_model(path: str | Path, structure: str | None = None) -> Traine
     structure: the kind of structure map to render; None = the training run's data.structure.
     """
     checkpoint = find_checkpoint(path)
-    try:
-        model = load_model(checkpoint)
-    except RuntimeError as error:  # load_state_dict: the weights do not fit the hyper-parameters
-        lines = str(error).strip().splitlines()
-        detail = (lines[1] if len(lines) > 1 else lines[0]).strip()
-        raise FRGANError(
-            f"{checkpoint}: its weights do not fit the model its hyper-parameters describe "
-            f"({detail}); the file was damaged or edited: use a checkpoint as frgan.train "
-            "wrote it"
-        ) from error
+    model = load_model(checkpoint)
     config_path = training_config_path(checkpoint)
     recorded = OmegaConf.load(config_path) if config_path.is_file() else None
     trained_with = OmegaConf.select(recorded, "data.structure") if recorded is not None else None

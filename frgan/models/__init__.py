@@ -1,6 +1,6 @@
 """Networks and LightningModules of FRGAN."""
 
-from frgan.models.checkpoints import find_checkpoint, load_model
+from frgan.models.checkpoints import load_model
 from frgan.models.clip_critic import ClipCritic
 from frgan.models.critic import Critic
 from frgan.models.forecast_gan import ForecastGAN
@@ -23,7 +23,6 @@ __all__ = [
     "Generator",
     "WidthPreset",
     "architecture",
-    "find_checkpoint",
     "load_model",
     "supported_image_sizes",
 ]

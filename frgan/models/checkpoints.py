@@ -1,45 +1,29 @@
-"""Load a trained FRGAN model for inference from a checkpoint file or a run folder."""
+"""Load a trained FRGAN model for inference from a checkpoint file or a run folder.
+
+Above the model classes: it imports them from their modules, and nothing below imports it.
+Reading and finding checkpoint files is frgan/utils/checkpoint_io.py's.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from frgan.models.gan import GANModule, read_checkpoint
+import torch
 
+from frgan.errors import FRGANError
+from frgan.models.forecast_gan import ForecastGAN
+from frgan.models.gan import GANModule
+from frgan.models.refine_gan import RefineGAN
+from frgan.utils.checkpoint_io import (
+    CHECKPOINT_GLOBALS,
+    CheckpointError,
+    find_checkpoint,
+    model_identity,
+    read_checkpoint,
+)
 
-def model_classes() -> dict[str, type[GANModule]]:
-    """Model classes by the name a checkpoint records (its "frgan_model" identity)."""
-    from frgan.models import ForecastGAN
-
-    classes: dict[str, type[GANModule]] = {"ForecastGAN": ForecastGAN}
-    try:
-        from frgan.models import RefineGAN
-    except ImportError:
-        return classes
-    return {**classes, "RefineGAN": RefineGAN}
-
-
-def find_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file as given, or the best checkpoint of a run folder (its
-    checkpoints/epoch_*.ckpt, newest first), else that folder's last.ckpt."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    if path.is_dir():
-        folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-        best = sorted(folder.glob("epoch_*.ckpt"), key=lambda p: p.stat().st_mtime)
-        if best:
-            return best[-1]
-        if (folder / "last.ckpt").is_file():
-            return folder / "last.ckpt"
-        raise FileNotFoundError(
-            f"{path} holds no checkpoint (looked for checkpoints/epoch_*.ckpt and last.ckpt); "
-            "give a checkpoint file or the folder of a finished frgan.train run"
-        )
-    raise FileNotFoundError(
-        f"checkpoint {path} does not exist; give a .ckpt file or a run folder "
-        "(outputs/<task>/runs/<date>_<time>)"
-    )
+# model classes by the name a checkpoint records (its "frgan_model" identity)
+MODEL_CLASSES: dict[str, type[GANModule]] = {"ForecastGAN": ForecastGAN, "RefineGAN": RefineGAN}
 
 
 def load_model(
@@ -50,15 +34,28 @@ def load_model(
     expected: the class names the caller accepts; another kind is one clear error.
     """
     file = find_checkpoint(path)
-    identity = read_checkpoint(file).get("frgan_model")
-    classes = model_classes()
-    name = identity.get("class") if isinstance(identity, dict) else None
-    if name not in classes:
-        raise ValueError(
-            f"{file} is not a FRGAN model checkpoint (no model identity of {sorted(classes)}); "
-            "give a checkpoint written by frgan.train"
+    name = model_identity(read_checkpoint(file)).get("class")
+    if name not in MODEL_CLASSES:
+        raise CheckpointError(
+            f"{file} is not a FRGAN model checkpoint (no model identity of "
+            f"{sorted(MODEL_CLASSES)}); give a checkpoint written by frgan.train"
         )
     if expected is not None and name not in expected:
-        raise ValueError(f"{file} holds a {name}, but this command needs one of {list(expected)}")
-    model = classes[name].load_from_checkpoint(file, map_location=map_location)
+        raise CheckpointError(
+            f"{file} holds a {name}, but this command needs one of {list(expected)}"
+        )
+    try:
+        # read safely above; Lightning reads it again, with the same allow-list
+        with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
+            model = MODEL_CLASSES[name].load_from_checkpoint(
+                file, map_location=map_location, weights_only=True
+            )
+    except RuntimeError as error:  # load_state_dict: the weights do not fit the hyper-parameters
+        lines = str(error).strip().splitlines()
+        detail = (lines[1] if len(lines) > 1 else lines[0]).strip()
+        raise FRGANError(
+            f"{file}: its weights do not fit the model its hyper-parameters describe "
+            f"({detail}); the file was damaged or edited: use a checkpoint as frgan.train "
+            "wrote it"
+        ) from error
     return model.eval()

@@ -20,17 +20,22 @@ from torch import nn
 from frgan.errors import ConfigError
 from frgan.models.generator import Generator
 from frgan.models.presets import architecture
+from frgan.utils.checkpoint_io import (
+    LAST,
+    find_checkpoint,
+    model_identity,
+    newest_last_checkpoint,
+    read_checkpoint,
+)
 
 KEY = "model.forecast_ckpt"
 
 
 def resolve_forecast_ckpt(value: str | Path, runs_root: str | Path) -> Path:
     """The checkpoint file model.forecast_ckpt names."""
-    from frgan.models.checkpoints import find_checkpoint
-
     if str(value) in ("best", "last"):
         run = newest_forecast_run(Path(runs_root))
-        last = run / "checkpoints" / "last.ckpt"
+        last = run / "checkpoints" / LAST
         return last if str(value) == "last" else find_checkpoint(run)
     path = Path(value)
     if not path.exists():
@@ -43,15 +48,9 @@ def resolve_forecast_ckpt(value: str | Path, runs_root: str | Path) -> Path:
 
 def newest_forecast_run(runs_root: Path) -> Path:
     """The run folder of the newest last.ckpt under runs_root that holds a ForecastGAN."""
-    from frgan.models.gan import read_checkpoint
-
-    candidates = sorted(
-        runs_root.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True
-    )
-    for last in candidates:
-        identity = read_checkpoint(last).get("frgan_model") or {}
-        if identity.get("class") == "ForecastGAN":
-            return last.parent.parent
+    last = newest_last_checkpoint(runs_root, "ForecastGAN")
+    if last is not None:
+        return last.parent.parent
     raise FileNotFoundError(
         f"{KEY}: no forecast run under {runs_root} (looked for checkpoints/last.ckpt of a "
         "ForecastGAN); train stage 1 first (python -m frgan.train) or give the checkpoint path"
@@ -60,13 +59,11 @@ def newest_forecast_run(runs_root: Path) -> Path:
 
 def load_forecaster(path: Path, image_size: int) -> tuple[Generator, dict[str, Any]]:
     """The sampling generator of the ForecastGAN checkpoint at `path`, and its identity."""
-    from frgan.models.gan import read_checkpoint
-
     try:
         checkpoint = read_checkpoint(path)
     except (FileNotFoundError, ValueError) as error:
         raise ConfigError(f"{KEY}: {error}") from error
-    identity = checkpoint.get("frgan_model") or {}
+    identity = model_identity(checkpoint)
     if identity.get("class") != "ForecastGAN":
         found = identity.get("class") or "no FRGAN model"
         raise ConfigError(

@@ -35,7 +35,14 @@ from torchmetrics.aggregation import MeanMetric
 from frgan import metrics
 from frgan.errors import ConfigError
 from frgan.models.ema import ema_decay_at, update_ema
-from frgan.utils.checkpoint_io import DamagedCheckpointError, add_digest, check_digest
+from frgan.utils.checkpoint_io import (
+    CheckpointError,
+    DamagedCheckpointError,
+    add_digest,
+    check_digest,
+    read_checkpoint,
+    weights_mismatch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -341,9 +348,9 @@ class GANModule(pl.LightningModule):
         if self.verify_checkpoints:
             check_digest(checkpoint, "the checkpoint")
 
-    def check_checkpoint(self, path: str | Path, verify: bool = True) -> None:
+    def check_checkpoint(self, path: str | Path, verify: bool = True) -> dict[str, Any]:
         """Raise a clear error unless `path` is an undamaged checkpoint of this model class and
-        architecture. verify=False: a damaged checkpoint is loaded with a warning."""
+        architecture (verify=False: a damaged one is loaded with a warning); returns its content."""
         checkpoint = read_checkpoint(path)
         self.check_identity(checkpoint, str(path))
         self.verify_checkpoints = verify
@@ -353,13 +360,20 @@ class GANModule(pl.LightningModule):
             if verify:
                 raise
             log.warning("%s; loading it anyway (ckpt_verify=false)", str(error).split(";")[0])
+        unfit = weights_mismatch(self.state_dict(), checkpoint.get("state_dict"))
+        if unfit is not None:
+            raise CheckpointError(
+                f"{path}: its weights do not fit the model its identity describes ({unfit}); "
+                "the file was damaged or edited: use a checkpoint as frgan.train wrote it"
+            )
+        return checkpoint
 
     def check_identity(self, checkpoint: Any, source: str) -> None:
         wanted = self.identity()
         found = checkpoint.get("frgan_model") if isinstance(checkpoint, dict) else None
-        if found is None:
+        if not isinstance(found, Mapping):
             keys = (
-                sorted(checkpoint)[:8]
+                sorted(map(str, checkpoint))[:8]
                 if isinstance(checkpoint, dict)
                 else type(checkpoint).__name__
             )
@@ -373,20 +387,6 @@ class GANModule(pl.LightningModule):
                 f"{describe_identity(wanted)}; pick a checkpoint of this model or set the model "
                 "config to match it"
             )
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """torch.load a Lightning checkpoint on the CPU, with one clear error for a missing or
-    unreadable file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-    except Exception as error:  # noqa: BLE001 — any unreadable file gets the same message
-        raise ValueError(
-            f"{path} is not a readable PyTorch Lightning checkpoint ({error})"
-        ) from error
 
 
 def structure_identity(hparams: Mapping[str, Any]) -> dict[str, Any]:

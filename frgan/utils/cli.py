@@ -45,14 +45,23 @@ def user_error_message(exc: BaseException) -> str | None:
     """The message of the user-facing error behind `exc` (Hydra wraps errors raised while
     building objects; a spawned DDP process sends only its traceback's text)."""
     while exc is not None:
+        if isinstance(exc, OSError) and _is_folder_mistake(exc):
+            return describe_os_error(exc)
         if isinstance(exc, USER_ERRORS) and not isinstance(exc, InstantiationException):
             return str(exc)
-        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
-            return describe_os_error(exc)
         if isinstance(exc, ProcessRaisedException):
             return _user_error_in_traceback(str(exc))
         exc = exc.__cause__
     return None
+
+
+def _is_folder_mistake(error: OSError) -> bool:
+    """A file or folder that cannot be written or made, or a file where a folder must be."""
+    return error.errno in WRITE_ERRNOS or (
+        error.errno == errno.EEXIST
+        and error.filename is not None
+        and os.path.isfile(error.filename)
+    )
 
 
 def _user_error_in_traceback(text: str) -> str | None:
@@ -69,19 +78,41 @@ def _user_error_in_traceback(text: str) -> str | None:
     return None
 
 
-def describe_os_error(error: OSError) -> str:
-    """`<path>: <reason>; <what to do>` for a file or folder that cannot be written or made."""
+def describe_os_error(error: OSError, argv: list[str] | None = None) -> str:
+    """`<path>: <reason>; <what to do>` for a file or folder that cannot be written or made,
+    naming the setting on the command line (`argv`, default sys.argv) that chose the path."""
     path = error.filename or "a file"
     reason = error.strerror or str(error)
+    key = folder_setting(path, sys.argv[1:] if argv is None else argv)
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        todo = "free space on that disk, or set paths.log_dir to a folder on another disk"
+        todo = f"free space on that disk, or set {key} to a folder on another disk"
     elif error.errno == errno.EROFS:
-        todo = "set paths.log_dir to a folder on a writable disk"
-    elif error.errno == errno.ENOTDIR:
-        todo = "a file stands where a folder is needed; set paths.log_dir to a folder"
+        todo = f"set {key} to a folder on a writable disk"
+    elif error.errno in (errno.ENOTDIR, errno.EEXIST):
+        reason = "a file stands where a folder is needed"
+        todo = f"set {key} to a folder (it is made when missing)"
     else:
-        todo = "give this user access to it, or set paths.log_dir to a writable folder"
+        todo = f"give this user access to it, or set {key} to a writable folder"
     return f"cannot write {path}: {reason}; {todo}"
+
+
+# command-line settings that choose where files go, the most specific first
+FOLDER_SETTINGS = ("out", "hydra.run.dir", "hydra.sweep.dir", "paths.output_dir", "paths.log_dir")
+
+
+def folder_setting(path: str | os.PathLike, argv: list[str]) -> str:
+    """The setting of `argv` whose folder holds, or lies on the way to, `path`;
+    paths.log_dir (every default folder lies under it) when the command line sets none."""
+    failed = os.path.abspath(path)
+    given = dict(arg.split("=", 1) for arg in argv if "=" in arg)
+    for key in FOLDER_SETTINGS:
+        value = given.get(key)
+        if not value:
+            continue
+        folder = os.path.abspath(value.strip("'\""))
+        if os.path.commonpath([failed, folder]) in (failed, folder):
+            return key
+    return "paths.log_dir"
 
 
 def _debugging() -> bool:
@@ -143,7 +174,7 @@ def run_hydra_app(main: Callable[[], object]) -> None:
         sys.exit(EXIT_USER_ERROR)
     except OSError as error:
         # raised before the task runs, e.g. Hydra creating the run folder
-        if error.errno not in WRITE_ERRNOS:
+        if not _is_folder_mistake(error):
             raise
         report(describe_os_error(error))
         sys.exit(EXIT_USER_ERROR)

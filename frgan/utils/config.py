@@ -1,8 +1,7 @@
-"""Config helpers: print the composed tree, find checkpoints to resume from."""
+"""Config helpers: print the composed tree."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,8 +9,6 @@ import rich
 import rich.syntax
 import rich.tree
 from omegaconf import DictConfig, OmegaConf
-
-log = logging.getLogger(__name__)
 
 PRINT_ORDER = ("data", "model", "callbacks", "logger", "trainer", "paths", "extras")
 
@@ -34,33 +31,3 @@ def print_config_tree(
         save_to.parent.mkdir(parents=True, exist_ok=True)
         with open(save_to, "w") as f:
             rich.print(tree, file=f)
-
-
-def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path, runs_root: Path) -> str | None:
-    """Turn `ckpt_path=last` into a file; check that an explicit path exists.
-
-    "last" means this run folder's checkpoints/last.ckpt when it exists (a run restarted
-    in its own folder with hydra.run.dir=...), else the newest last.ckpt of earlier runs.
-    "auto" means this run folder's last.ckpt when it exists, else a fresh start: what a job
-    requeued after preemption (same command, same folder) needs.
-    """
-    if ckpt_path is None:
-        return None
-    if ckpt_path == "auto":
-        own = run_dir / "checkpoints" / "last.ckpt"
-        return str(own) if own.is_file() else None
-    if ckpt_path != "last":
-        if not Path(ckpt_path).is_file():
-            raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file")
-        return str(ckpt_path)
-    own = run_dir / "checkpoints" / "last.ckpt"
-    if own.is_file():
-        return str(own)
-    candidates = sorted(runs_root.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not candidates:
-        raise FileNotFoundError(
-            f"ckpt_path=last: no last.ckpt in {own.parent} nor under {runs_root}; "
-            "give the checkpoint's path instead (ckpt_path=/path/to/last.ckpt)"
-        )
-    log.info("ckpt_path=last resolved to %s", candidates[-1])
-    return str(candidates[-1])

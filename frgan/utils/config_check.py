@@ -38,6 +38,8 @@ TOP_LEVEL_TYPES: dict[str, Any] = {
 }
 
 GPU_ACCELERATORS = ("gpu", "cuda")
+# fp16 autocast with loss scaling: CUDA only (Lightning turns it into bf16 on a CPU)
+FP16_MIXED = ("16-mixed", "16")
 
 
 def check_train_config(cfg: DictConfig) -> None:
@@ -191,6 +193,14 @@ def _check_trainer_values(trainer: dict[str, Any]) -> None:
             f"trainer.devices={devices!r} is invalid: a number >= 1, -1 (all), auto or a list"
         )
     accelerator = trainer.get("accelerator")
+    precision = str(trainer.get("precision"))
+    on_cpu = accelerator == "cpu" or accelerator == "auto" and not torch.cuda.is_available()
+    if precision in FP16_MIXED and on_cpu:
+        # Lightning would run bf16 autocast instead, without a word
+        raise ConfigError(
+            f"trainer.precision={precision} needs a CUDA GPU (fp16 with loss scaling); on a "
+            "CPU it would silently run bf16-mixed: set trainer.precision=bf16-mixed or 32-true"
+        )
     if accelerator in GPU_ACCELERATORS and not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.accelerator={accelerator} but this machine has no usable CUDA GPU; "

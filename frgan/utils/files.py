@@ -9,9 +9,11 @@ file and leaves the previous version of the target untouched.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import re
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,8 +33,15 @@ UNWRITABLE = {
 }
 
 
+LOCK_NAME = ".frgan.lock"
+
+
 class UnwritableError(FRGANError, OSError):
     """A folder cannot take the files a job writes (full disk, read-only, no permission)."""
+
+
+class FolderInUse(FRGANError):
+    """Another process holds the folder a job would write into."""
 
 
 def temporary_name(path: Path) -> Path:
@@ -124,3 +133,41 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 def write_json_atomic(path: str | Path, payload: Any, **dumps_kwargs: Any) -> Path:
     options = {"indent": 2, **dumps_kwargs}
     return write_text_atomic(path, json.dumps(payload, **options) + "\n")
+
+
+@contextmanager
+def exclusive_folder(folder: str | Path, what: str, remedy: str) -> Iterator[None]:
+    """Hold `folder` (made if missing) for this process while the block runs: a second holder,
+    in this or another process, gets FolderInUse saying that another `what` holds it, and
+    `remedy`. An flock on <folder>/.frgan.lock: the system releases it when the holder ends,
+    killed too, so it is never stale (a DataLoader worker forked by the holder keeps it until it
+    exits). The file stays; it records who holds the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    try:  # never through a planted link: the file is truncated below
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise FolderInUse(
+            f"{path} is a symbolic link, not the lock file of a run; remove it, or {remedy}"
+        ) from None
+    handle = os.fdopen(descriptor, "r+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise FolderInUse(
+            f"{folder} is in use by another {what} ({holder}); wait for it to end, or {remedy}"
+        ) from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock

@@ -5,7 +5,9 @@ file's header is the list of keys it has seen itself. Both are false for a run r
 folder (the earlier rows are dropped) and under `ddp_spawn`, where fitting and testing run in
 different processes, each with a fresh writer (the test stage rewrites the file with a header
 that lacks the validation columns and csv raises "dict contains fields not in fieldnames").
-`ResumableCSVLogger` reads the header from the file itself and never deletes earlier rows.
+`ResumableCSVLogger` reads the header from the file itself and never deletes earlier rows; a
+run resumed from a checkpoint drops the rows a killed run had logged after it (the resumed run
+logs those steps again).
 
 wandb: the run id is recorded in the run folder, and a resumed run continues that wandb run.
 """
@@ -66,6 +68,29 @@ class ResumableCSVLogger(CSVLogger):
             self._experiment = AppendingExperimentWriter(log_dir=self.log_dir)
         return self._experiment
 
+    def forget_rows_after(self, step: int) -> int:
+        """Drop the training and validation rows of metrics.csv logged after `step`
+        (atomically); returns how many."""
+        path = Path(self.log_dir) / ExperimentWriter.NAME_METRICS_FILE
+        if not path.is_file():
+            return 0
+        header, _ = _read_header(path)
+        rows = _read_rows(path)
+        kept = [row for row in rows if not _logged_after(row, step)]
+        if len(kept) < len(rows):
+            with atomic_path(path) as tmp, open(tmp, "w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=header)
+                writer.writeheader()
+                writer.writerows(kept)
+            log.info(
+                "%s: dropped %d rows logged after step %d by the interrupted run; this run "
+                "logs those steps again",
+                path,
+                len(rows) - len(kept),
+                step,
+            )
+        return len(rows) - len(kept)
+
 
 def _read_header(path: Path) -> tuple[list[str], bool]:
     """The file's columns, and whether its last row is complete (a killed write may cut it)."""
@@ -77,6 +102,19 @@ def _read_header(path: Path) -> tuple[list[str], bool]:
         file.seek(-1, io.SEEK_END)
         complete = file.read(1) == b"\n"
     return header, complete
+
+
+def _logged_after(row: dict[str, Any], step: int) -> bool:
+    """Whether a resumed run logs `row` again: a training or validation row past `step` (a
+    test row records the test of a run that ended; the resumed run adds its own)."""
+    try:
+        if int(row.get("step", "")) <= step:
+            return False
+    except ValueError:
+        return False
+    return any(
+        v not in ("", None) and not k.startswith(("test/", "epoch", "step")) for k, v in row.items()
+    )
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
