@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from frgan.evaluation_report import format_cell
+from frgan.metrics import registry
 from frgan.utils.files import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -41,16 +42,8 @@ STAGES = ("forecast", "refine")
 STATE = "pipeline.json"
 DONE = "done.json"
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-# the summary table: rows, and the metric suffix each reads from test/<candidate><suffix>
-SUMMARY_ROWS = (
-    ("PSNR (dB)", "psnr"),
-    ("SSIM", "ssim"),
-    ("PSNR moving (dB)", "psnr_moving"),
-    ("SSIM moving", "ssim_moving"),
-    ("rim error (halos)", "rim_error"),
-    ("temporal error", "temporal_error"),
-    ("flicker", "flicker"),
-)
+# the summary table: a row per metric of frgan.metrics.registry, read from
+# refine/test/<candidate><metric> for each column's candidate prefix
 SUMMARY_COLUMNS = (("copy first frame", "copy_"), ("forecast", "forecast_"), ("refined", ""))
 
 
@@ -144,11 +137,11 @@ def write_summary(pipeline: Path, metrics: dict[str, float]) -> dict[str, dict[s
     as summary.json and summary.md, printed too. A metric the stage did not log (a pipeline
     finished before the metric existed) is null, "n/a" in the table; a row with none is left out."""
     table = {
-        row: {
-            column: metrics.get(f"refine/test/{prefix}{suffix}")
+        metric.row_label: {
+            column: metrics.get(f"refine/test/{prefix}{metric.key}")
             for column, prefix in SUMMARY_COLUMNS
         }
-        for row, suffix in SUMMARY_ROWS
+        for metric in registry.select()
     }
     table = {
         row: values for row, values in table.items() if any(v is not None for v in values.values())

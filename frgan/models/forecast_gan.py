@@ -6,7 +6,8 @@ The training loop, gradient penalty, clipping, EMA, metrics and checkpoint ident
 GANModule (frgan/models/gan.py).
 
 Batches: dict of float32 [B,3,H,W] in [-1,1]: "x0" source frame, "s0" its structure
-map, "xt" target frame, "st" target structure map (extra keys are ignored).
+map, "xt" target frame, "st" target structure map; optional "lt" [B,68,2], the target's 68
+landmarks, for the face-region metrics (extra keys are ignored).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ class ForecastGAN(GANModule):
         return self.sampling_generator(x0, s0, st)
 
     # ------------------------------------------------------------------ losses
-    def generate(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Forecast:
+    def run_generator(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Forecast:
         return generator(inputs["x0"], inputs["s0"], inputs["st"])
 
     def critic_loss(self, inputs, output: Forecast):
@@ -150,19 +151,21 @@ class ForecastGAN(GANModule):
                     f"[B,3,{size},{size}]; set model.image_size to the data's image size"
                 )
             inputs[key] = tensor
+        if "lt" in batch:
+            inputs["lt"] = batch["lt"]
         inputs["paired"] = (~retargeted_flags(batch, inputs["x0"])).to(inputs["x0"].dtype)
         return inputs
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
-        """Per-pair metrics of the forecast and of copying x0 (NaN for pairs where nothing
-        moves, like t = 0)."""
-        x0, xt = inputs["x0"], inputs["xt"]
+    def score_batch(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+        """Per-pair frame metrics of the forecast and of copying x0 (NaN for pairs where
+        nothing moves, like t = 0)."""
+        x0, xt, landmarks = inputs["x0"], inputs["xt"], inputs.get("lt")
         pred = self(x0, inputs["s0"], inputs["st"]).frame
         threshold = self.hparams.moving_threshold
         return {
-            "": metrics.frame_quality(pred, xt, x0, threshold),
-            "copy_": metrics.frame_quality(x0, xt, x0, threshold),
+            prefix: metrics.frame_quality(frame, xt, x0, threshold, landmarks)
+            for prefix, frame in (("", pred), ("copy_", x0))
         }
 
     def select_sample(self, loader, max_frames: int) -> dict[str, torch.Tensor] | None:

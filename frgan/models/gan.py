@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from torchmetrics.aggregation import MeanMetric
 
-from frgan import metrics
 from frgan.errors import ConfigError
+from frgan.metrics import registry
 from frgan.models.ema import ema_decay_at, update_ema
 from frgan.utils.checkpoint_io import DamagedCheckpointError, add_digest, check_digest
 
@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 
 GP_MODES = ("image_and_structure", "image")
 LR_SCHEDULES = ("constant", "cosine")
-# metrics whose gain over copying the first frame is logged as <stage>/<name>_gain
-GAIN_METRICS = ("psnr", "ssim", "psnr_moving", "ssim_moving")
 
 
 class GANModule(pl.LightningModule):
@@ -50,21 +48,21 @@ class GANModule(pl.LightningModule):
 
     data_stage          the `data.stage` whose batches the module trains on
     candidates          metric prefixes: "" (the model) first, then baselines ("copy_", ...)
-    quality_metrics     names of the per-sample quality metrics
+    metric_levels       the levels of frgan.metrics.registry it scores ("frame", "clip")
     sample_columns      the column names of a drawn sample
 
-    generator_inputs(batch) -> inputs      validated tensors of a batch
-    generate(inputs, generator) -> output  a forward pass of the given generator
+    generator_inputs(batch) -> inputs           validated tensors of a batch
+    run_generator(inputs, generator) -> output  a forward pass of the given generator
     critic_loss(inputs, output) -> (loss, logs)
     generator_loss(inputs, output) -> (loss, logs)
-    evaluate(inputs) -> {candidate: {metric: per-sample values}}
+    score_batch(inputs) -> {candidate: {metric: per-sample values}}
     select_sample(loader, max_frames) / draw_sample(sample)
     identity() -> what a checkpoint must agree on
     """
 
     data_stage: ClassVar[str]
     candidates: ClassVar[tuple[str, ...]] = ("", "copy_")
-    quality_metrics: ClassVar[tuple[str, ...]] = metrics.FRAME_METRICS
+    metric_levels: ClassVar[tuple[str, ...]] = (registry.FRAME,)
     sample_columns: ClassVar[tuple[str, ...]]
     progress_metric: ClassVar[str] = "l1"  # the generator loss term shown in the progress bar
 
@@ -125,6 +123,7 @@ class GANModule(pl.LightningModule):
         self.generator_ema: nn.Module | None = None
         self.verify_checkpoints = True  # check the weights' digest when loading a checkpoint
         # per-sample means over an epoch; NaN (samples where the metric is undefined) is skipped
+        self.quality_metrics = registry.keys(*self.metric_levels)  # names: the module pickles
         self.quality = nn.ModuleDict(
             {
                 stage: nn.ModuleDict(
@@ -142,7 +141,7 @@ class GANModule(pl.LightningModule):
     def generator_inputs(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def generate(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Any:
+    def run_generator(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Any:
         raise NotImplementedError
 
     def critic_loss(self, inputs, output) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -151,7 +150,7 @@ class GANModule(pl.LightningModule):
     def generator_loss(self, inputs, output) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
-    def evaluate(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    def score_batch(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
     def select_sample(self, loader, max_frames: int) -> dict[str, torch.Tensor] | None:
@@ -221,7 +220,7 @@ class GANModule(pl.LightningModule):
 
         # one generator forward serves both steps; its graph is kept only when G trains now
         with torch.set_grad_enabled(generator_turn):
-            output = self.generate(inputs, self.generator)
+            output = self.run_generator(inputs, self.generator)
 
         with self.toggled_optimizer(critic_opt):
             d_loss, logs = self.critic_loss(inputs, output)
@@ -315,7 +314,7 @@ class GANModule(pl.LightningModule):
         self._log_quality("test")
 
     def _update_quality(self, stage: str, batch: Mapping[str, Any]) -> None:
-        for prefix, values in self.evaluate(self.generator_inputs(batch)).items():
+        for prefix, values in self.score_batch(self.generator_inputs(batch)).items():
             for name, per_sample in values.items():
                 self.quality[stage][prefix + name].update(per_sample)
 
@@ -324,11 +323,12 @@ class GANModule(pl.LightningModule):
         for name, metric in self.quality[stage].items():
             results[f"{stage}/{name}"] = metric.compute()  # synchronized across processes
             metric.reset()
-        for name in GAIN_METRICS:
-            if name in self.quality_metrics and "copy_" in self.candidates:
-                results[f"{stage}/{name}_gain"] = (
-                    results[f"{stage}/{name}"] - results[f"{stage}/copy_{name}"]
-                )
+        if "copy_" in self.candidates:
+            for metric in map(registry.get, self.quality_metrics):
+                if metric.gain:
+                    results[f"{stage}/{metric.key}_gain"] = metric.gain_over(
+                        results[f"{stage}/{metric.key}"], results[f"{stage}/copy_{metric.key}"]
+                    )
         self.log_dict(results, sync_dist=True)
 
     # ------------------------------------------------------------------ checkpoints

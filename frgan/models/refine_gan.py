@@ -49,7 +49,7 @@ FORECAST_CHUNK = 256  # frames per forecaster call
 class RefineGAN(GANModule):
     data_stage = "refine"
     candidates = ("", "forecast_", "copy_")
-    quality_metrics = (*metrics.FRAME_METRICS, "temporal_error", "flicker")
+    metric_levels = (metrics.FRAME, metrics.CLIP)
     sample_columns = ("structure", "ground truth", "forecast", "refined")
 
     def __init__(
@@ -180,7 +180,7 @@ class RefineGAN(GANModule):
         return rearrange(forecast, "(b t) c h w -> b t c h w", t=frames)
 
     # ------------------------------------------------------------------ losses
-    def generate(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Refined:
+    def run_generator(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Refined:
         return generator(inputs["forecast"], inputs["structures"], inputs["x0"])
 
     def critic_loss(self, inputs, output: Refined):
@@ -253,30 +253,24 @@ class RefineGAN(GANModule):
                     f"of >= {MIN_FRAMES} frames: set data.clip_length >= {MIN_FRAMES}"
                 )
         inputs = {key: batch[key] for key in BATCH_KEYS}
+        if "landmarks" in batch:
+            inputs["landmarks"] = batch["landmarks"]
         inputs["forecast"] = self.forecast(batch["x0"], batch["s0"], batch["structures"])
         inputs["paired"] = (~retargeted_flags(batch, batch["x0"])).to(batch["x0"].dtype)
         return inputs
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
-        """Per-frame PSNR/SSIM (full and moving region, source = x0; NaN where nothing moves)
-        and per-clip temporal error and flicker of the refined clip, the forecast and
-        copying the first frame."""
+    def score_batch(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+        """Every frame metric (source = x0; NaN where nothing moves) and clip metric of the
+        refined clip, the forecast and copying the first frame."""
         x0, frames = inputs["x0"], inputs["frames"]
-        refined = self.generate(inputs, self.sampling_generator).clip
+        refined = self.run_generator(inputs, self.sampling_generator).clip
         copy = repeat(x0, "b c h w -> b t c h w", t=frames.shape[1])
-        threshold = self.hparams.moving_threshold
-        sources = rearrange(copy, "b t c h w -> (b t) c h w")
-        targets = rearrange(frames, "b t c h w -> (b t) c h w")
-        results = {}
-        for prefix, clip in (("", refined), ("forecast_", inputs["forecast"]), ("copy_", copy)):
-            flat = rearrange(clip, "b t c h w -> (b t) c h w")
-            results[prefix] = {
-                **metrics.frame_quality(flat, targets, sources, threshold),
-                "temporal_error": metrics.temporal_error(clip, frames),
-                "flicker": metrics.flicker(clip, frames, threshold),
-            }
-        return results
+        threshold, landmarks = self.hparams.moving_threshold, inputs.get("landmarks")
+        return {
+            prefix: metrics.score_clip(clip, frames, x0, threshold, landmarks)
+            for prefix, clip in (("", refined), ("forecast_", inputs["forecast"]), ("copy_", copy))
+        }
 
     def select_sample(self, loader, max_frames: int) -> dict[str, torch.Tensor] | None:
         """The first clip of the loader, cut to max_frames."""
