@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from rich.table import Table
 from frgan.evaluation_report import format_cell
 from frgan.metrics import registry
 from frgan.utils.files import write_json_atomic, write_text_atomic
+from frgan.utils.loggers import finish_loggers
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +49,16 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 SUMMARY_COLUMNS = (("copy first frame", "copy_"), ("forecast", "forecast_"), ("refined", ""))
 
 
-def run_two_stage(cfg: DictConfig, overrides: list[str]) -> tuple[dict[str, float], dict]:
-    """Train and test both stages (or continue an unfinished pipeline). `overrides` are the
-    command line's; returns the metrics of both stages as forecast/<name>, refine/<name>
-    and the objects of the last stage trained."""
-    from frgan import train as train_module
+# a stage's training: its config -> (metrics, objects), as frgan.train.train
+StageRunner = Callable[[DictConfig], tuple[dict[str, float], dict[str, Any]]]
 
+
+def run_two_stage(
+    cfg: DictConfig, overrides: list[str], run_stage: StageRunner
+) -> tuple[dict[str, float], dict]:
+    """Train and test both stages with `run_stage` (or continue an unfinished pipeline).
+    `overrides` are the command line's; returns the metrics of both stages as
+    forecast/<name>, refine/<name> and the objects of the last stage trained."""
     settings = cfg.two_stage
     shared = [o for o in overrides if not o.lstrip("+~").startswith(("experiment=", "two_stage"))]
     root = Path(cfg.paths.output_dir)
@@ -78,8 +84,8 @@ def run_two_stage(cfg: DictConfig, overrides: list[str]) -> tuple[dict[str, floa
             if last.is_file():
                 log.info("two_stage: %s resumes from %s", stage, last)
                 stage_overrides.append(f"ckpt_path={_quoted(last)}")
-            stage_metrics, objects = train_module.train(compose_stage(stage_overrides, folder))
-            train_module.finish_loggers()
+            stage_metrics, objects = run_stage(compose_stage(stage_overrides, folder))
+            finish_loggers()
             trainer = objects["trainer"]
             best = (
                 trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

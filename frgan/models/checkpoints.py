@@ -9,14 +9,10 @@ from frgan.models.gan import GANModule, read_checkpoint
 
 def model_classes() -> dict[str, type[GANModule]]:
     """Model classes by the name a checkpoint records (its "frgan_model" identity)."""
-    from frgan.models import ForecastGAN
+    from frgan.models.forecast_gan import ForecastGAN
+    from frgan.models.refine_gan import RefineGAN
 
-    classes: dict[str, type[GANModule]] = {"ForecastGAN": ForecastGAN}
-    try:
-        from frgan.models import RefineGAN
-    except ImportError:
-        return classes
-    return {**classes, "RefineGAN": RefineGAN}
+    return {"ForecastGAN": ForecastGAN, "RefineGAN": RefineGAN}
 
 
 def find_checkpoint(path: str | Path) -> Path:

@@ -107,6 +107,15 @@ def resume_wandb_run(logger_cfg: DictConfig | None, run_folders: list[Path]) -> 
                 return
 
 
+def finish_loggers() -> None:
+    """Close the wandb run, so the next job of a multirun or stage of a pipeline starts a new
+    one."""
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()
+
+
 def record_wandb_run(loggers: list[Logger], run_dir: Path) -> None:
     """Write the wandb run id into the run folder (rank 0, once the run exists)."""
     for logger in loggers:
