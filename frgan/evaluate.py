@@ -31,7 +31,8 @@ from frgan.metrics.fvd import FrechetVideoDistance, load_i3d
 from frgan.metrics.i3d import MIN_FRAMES
 from frgan.metrics.i3d_weights import WeightsUnavailable
 from frgan.models.checkpoints import find_checkpoint, load_model
-from frgan.utils.cli import report_user_errors
+from frgan.utils.checks import check_int
+from frgan.utils.cli import report_user_errors, run_hydra_app
 from frgan.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ LABELS = {
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run the evaluation protocol of cfg.evaluation; returns what metrics.json holds."""
     settings = cfg.evaluation
-    frames = _positive_int("evaluation.frames", settings.frames, least=2)
+    frames = check_int("evaluation.frames", settings.frames, least=2)
     if cfg.get("ckpt") is None:
         raise ConfigError(
             "give the model to evaluate: ckpt=<checkpoint file or run folder of frgan.train>"
@@ -68,13 +69,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         threshold = getattr(model.hparams, "moving_threshold", DEFAULT_MOVING_THRESHOLD)
 
     stride = settings.get("clip_stride")
-    stride = sys.maxsize if stride is None else _positive_int("evaluation.clip_stride", stride)
+    stride = sys.maxsize if stride is None else check_int("evaluation.clip_stride", stride)
     datamodule = hydra.utils.instantiate(
         cfg.data,
         stage="refine",
         clip_length=frames,
         clip_stride=stride,
-        batch_size=_positive_int("evaluation.batch_size", settings.batch_size),
+        batch_size=check_int("evaluation.batch_size", settings.batch_size),
         retarget_prob=0.0,
     )
     datamodule.prepare_data()
@@ -83,7 +84,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     videos = datamodule.num_samples("test")
     limit = settings.get("max_videos")
     if limit is not None:
-        videos = min(videos, _positive_int("evaluation.max_videos", limit))
+        videos = min(videos, check_int("evaluation.max_videos", limit))
 
     fvd, fvd_status = _fvd_metrics(settings.fvd, frames, device)
     scores: dict[str, dict[str, list[torch.Tensor]]] = defaultdict(lambda: defaultdict(list))
@@ -263,12 +264,6 @@ def _sample_grid(samples: list[dict[str, torch.Tensor]], count: int) -> torch.Te
     return torch.cat(rows[:count], dim=-2)
 
 
-def _positive_int(key: str, value: Any, least: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < least:
-        raise ConfigError(f"{key} must be an integer >= {least}, got {value!r}")
-    return value
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate.yaml")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
@@ -282,4 +277,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_app(main)

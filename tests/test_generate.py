@@ -16,7 +16,7 @@ import torch
 from conftest import TINY_DATA, TINY_RUN, compose_config
 from omegaconf import OmegaConf
 
-from frgan.generate import run
+from frgan.generate import main
 from frgan.inference.frames import natural_key, read_driver
 from frgan.utils.checkpoint_io import add_digest
 from frgan.utils.media import write_image, write_mp4
@@ -66,7 +66,7 @@ def run_generate(capsys, out: Path, *args: str) -> tuple[int, str, str]:
     cfg = compose_config("generate.yaml", ["progress=false", *args], run_dir=out)
     status = 0
     try:
-        run(cfg)
+        main(cfg)
     except SystemExit as exit_:
         status = exit_.code
     captured = capsys.readouterr()

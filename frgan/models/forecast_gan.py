@@ -21,7 +21,7 @@ from torch import nn
 from frgan import metrics
 from frgan.models.critic import Critic
 from frgan.models.gan import GANModule, retargeted_flags, structure_identity, weighted_mean
-from frgan.models.generator import Forecast, Generator
+from frgan.models.generator import Forecast, Generator, forecast_frames
 from frgan.models.init import init_weights
 from frgan.models.presets import architecture
 from frgan.utils.media import side_by_side
@@ -77,23 +77,9 @@ class ForecastGAN(GANModule):
         warp: the generator also predicts a flow that moves the source frame before it is
             composited (and edited); part of the identity.
         """
-        super().__init__(
-            lr=lr,
-            betas=betas,
-            n_critic=n_critic,
-            gp_weight=gp_weight,
-            gp_on=gp_on,
-            ema_decay=ema_decay,
-            grad_clip=grad_clip,
-            moving_threshold=moving_threshold,
-            monitor=monitor,
-            monitor_mode=monitor_mode,
-            generator_lr=generator_lr,
-            gp_every=gp_every,
-            lr_schedule=lr_schedule,
-            lr_final_fraction=lr_final_fraction,
-        )
+        super().__init__()
         self.save_hyperparameters()
+        self.check_training_options()
         arch = architecture(preset, image_size)
         self.generator = Generator(arch, residual, warp)
         self.critic = Critic(arch)
@@ -130,27 +116,7 @@ class ForecastGAN(GANModule):
         target structure is another subject's expression, so their xt is not a picture of st
         and they train only through the critic, as fakes (weights rather than indexing keep
         every rank's graph the same under DDP)."""
-        missing = (
-            [k for k in BATCH_KEYS if k not in batch]
-            if isinstance(batch, Mapping)
-            else list(BATCH_KEYS)
-        )
-        if missing:
-            got = list(batch) if isinstance(batch, Mapping) else type(batch).__name__
-            raise ValueError(
-                f"ForecastGAN needs batches with keys {list(BATCH_KEYS)} "
-                f"([B,3,H,W] in [-1,1]); missing {missing}, got {got}"
-            )
-        size = self.hparams.image_size
-        inputs = {}
-        for key in BATCH_KEYS:
-            tensor = batch[key]
-            if tensor.ndim != 4 or tuple(tensor.shape[1:]) != (3, size, size):
-                raise ValueError(
-                    f"batch[{key!r}] has shape {tuple(tensor.shape)} but the model expects "
-                    f"[B,3,{size},{size}]; set model.image_size to the data's image size"
-                )
-            inputs[key] = tensor
+        inputs = self.batch_tensors(batch, BATCH_KEYS)
         if "lt" in batch:
             inputs["lt"] = batch["lt"]
         inputs["paired"] = (~retargeted_flags(batch, inputs["x0"])).to(inputs["x0"].dtype)
@@ -195,19 +161,7 @@ class ForecastGAN(GANModule):
         self, x0: torch.Tensor, s0: torch.Tensor, structures: torch.Tensor, chunk: int = 64
     ) -> dict[str, torch.Tensor]:
         """Every frame forecast independently from the source (reference section 6)."""
-        batch, frames = structures.shape[:2]
-        targets = structures.flatten(0, 1)
-        sources = x0.repeat_interleave(frames, dim=0)
-        source_maps = s0.repeat_interleave(frames, dim=0)
-        forecast = torch.cat(
-            [
-                self(
-                    sources[i : i + chunk], source_maps[i : i + chunk], targets[i : i + chunk]
-                ).frame
-                for i in range(0, len(targets), chunk)
-            ]
-        )
-        return {"forecast": forecast.unflatten(0, (batch, frames))}
+        return {"forecast": forecast_frames(self, x0, s0, structures, chunk)}
 
     def identity(self) -> dict[str, Any]:
         preset = self.hparams.preset

@@ -36,6 +36,7 @@ from frgan.errors import ConfigError
 from frgan.metrics import registry
 from frgan.models.ema import ema_decay_at, update_ema
 from frgan.utils.checkpoint_io import DamagedCheckpointError, add_digest, check_digest
+from frgan.utils.checks import check_choice, check_int, check_number
 
 log = logging.getLogger(__name__)
 
@@ -69,57 +70,9 @@ class GANModule(pl.LightningModule):
     generator: nn.Module
     critic: nn.Module
 
-    def __init__(
-        self,
-        *,
-        lr: float,
-        betas: tuple[float, float],
-        n_critic: int,
-        gp_weight: float,
-        gp_on: str,
-        ema_decay: float | None,
-        grad_clip: float | None,
-        moving_threshold: float,
-        monitor: str,
-        monitor_mode: str,
-        generator_lr: float | None = None,
-        gp_every: int = 1,
-        lr_schedule: str = "constant",
-        lr_final_fraction: float = 0.1,
-    ):
+    def __init__(self):
         super().__init__()
-        check_choice("model.gp_on", gp_on, GP_MODES)
-        check_choice("model.lr_schedule", lr_schedule, LR_SCHEDULES)
-        if not 0.0 <= lr_final_fraction <= 1.0:
-            raise ConfigError(
-                f"model.lr_final_fraction must be in [0, 1], got {lr_final_fraction!r}"
-            )
-        if not (isinstance(gp_every, int) and not isinstance(gp_every, bool) and gp_every >= 1):
-            raise ConfigError(f"model.gp_every must be an integer >= 1, got {gp_every!r}")
-        check_choice("model.monitor_mode", monitor_mode, ("min", "max"))
-        if not (isinstance(n_critic, int) and not isinstance(n_critic, bool) and n_critic >= 1):
-            raise ConfigError(f"model.n_critic must be an integer >= 1, got {n_critic!r}")
-        if not (isinstance(lr, (int, float)) and lr > 0):
-            raise ConfigError(f"model.lr must be a number > 0, got {lr!r}")
-        if generator_lr is not None and not (
-            isinstance(generator_lr, (int, float)) and generator_lr > 0
-        ):
-            raise ConfigError(
-                f"model.generator_lr must be a number > 0 or null (= model.lr), got "
-                f"{generator_lr!r}"
-            )
-        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-            raise ConfigError(
-                f"model.ema_decay must be in (0, 1) or null (no EMA), got {ema_decay!r}"
-            )
-        if grad_clip is not None and grad_clip <= 0:
-            raise ConfigError(
-                f"model.grad_clip must be > 0 or null (no clipping), got {grad_clip!r}"
-            )
-        if gp_weight < 0:
-            raise ConfigError(f"model.gp_weight must be >= 0, got {gp_weight!r}")
         self.automatic_optimization = False
-        self.monitor = monitor
         self.generator_ema: nn.Module | None = None
         self.verify_checkpoints = True  # check the weights' digest when loading a checkpoint
         # per-sample means over an epoch; NaN (samples where the metric is undefined) is skipped
@@ -136,6 +89,25 @@ class GANModule(pl.LightningModule):
                 for stage in ("val", "test")
             }
         )
+
+    def check_training_options(self) -> None:
+        """Check the options every stage shares, from the saved hyper-parameters (a stage's
+        constructor calls it after save_hyperparameters): lr, generator_lr, betas, n_critic,
+        gp_weight, gp_on, gp_every, ema_decay, grad_clip, lr_schedule, lr_final_fraction,
+        moving_threshold, monitor, monitor_mode."""
+        hp = self.hparams
+        check_choice("model.gp_on", hp.gp_on, GP_MODES)
+        check_choice("model.lr_schedule", hp.lr_schedule, LR_SCHEDULES)
+        check_number("model.lr_final_fraction", hp.lr_final_fraction, least=0.0, most=1.0)
+        check_int("model.gp_every", hp.gp_every)
+        check_choice("model.monitor_mode", hp.monitor_mode, ("min", "max"))
+        check_int("model.n_critic", hp.n_critic)
+        check_number("model.lr", hp.lr, above=0.0)
+        check_number("model.generator_lr", hp.generator_lr, above=0.0, null="= model.lr")
+        check_number("model.ema_decay", hp.ema_decay, above=0.0, below=1.0, null="no EMA")
+        check_number("model.grad_clip", hp.grad_clip, above=0.0, null="no clipping")
+        check_number("model.gp_weight", hp.gp_weight, least=0.0)
+        check_number("model.moving_threshold", hp.moving_threshold, least=0.0)
 
     # ------------------------------------------------------------------ subclass hooks
     def generator_inputs(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -169,6 +141,36 @@ class GANModule(pl.LightningModule):
         s0 and target structure clips [B,T,3,H,W] -> named clips [B,T,3,H,W] in [-1,1]
         ("forecast", and "refined" for a two-stage model). Uses the sampling generator(s)."""
         raise NotImplementedError
+
+    def batch_tensors(
+        self,
+        batch: Any,
+        images: tuple[str, ...],
+        clips: tuple[str, ...] = (),
+        layout: str = "[B,3,H,W] in [-1,1]",
+    ) -> dict[str, torch.Tensor]:
+        """The image [B,3,S,S] and clip [B,T,3,S,S] tensors of a batch (S = model.image_size),
+        checked: one clear error for a missing key or a wrong shape."""
+        keys = (*images, *clips)
+        is_mapping = isinstance(batch, Mapping)
+        missing = [k for k in keys if k not in batch] if is_mapping else list(keys)
+        if missing:
+            got = list(batch) if is_mapping else type(batch).__name__
+            raise ValueError(
+                f"{type(self).__name__} needs batches with keys {list(keys)} ({layout}); "
+                f"missing {missing}, got {got}"
+            )
+        size = self.hparams.image_size
+        for key in keys:
+            shape, clip = tuple(batch[key].shape), key in clips
+            if len(shape) != (5 if clip else 4) or shape[-3:] != (3, size, size):
+                wanted = (
+                    f"[B,T,3,{size},{size}] clips; use data.stage=refine"
+                    if clip
+                    else f"[B,3,{size},{size}]; set model.image_size to the data's image size"
+                )
+                raise ValueError(f"batch[{key!r}] has shape {shape} but the model expects {wanted}")
+        return {key: batch[key] for key in keys}
 
     # ------------------------------------------------------------------ EMA and sampling
     def init_ema(self) -> None:
@@ -424,11 +426,6 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Mean of per-sample `values` [B] or [B,1] with per-sample `weights` [B]; 0 when all
     weights are 0."""
     return (values.flatten() * weights).sum() / weights.sum().clamp_min(1.0)
-
-
-def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key}={value!r} is invalid; valid values: {', '.join(choices)}")
 
 
 def _prefixed(prefix: str, logs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -42,6 +42,7 @@ from frgan.synthetic.head import IDENTITY_NAMES
 from frgan.synthetic.preview import write_preview
 from frgan.synthetic.take_video import head_and_basis, render_take
 from frgan.synthetic.takes import POSE_NAMES
+from frgan.utils.checks import check_int
 from frgan.utils.files import write_json_atomic
 
 GENERATOR_VERSION = "1.1"  # 1.1: landmarks_468 in ground_truth.npz
@@ -70,10 +71,7 @@ def validate_config(**options) -> SynthConfig:
     """Check every option before any work; one ConfigError naming the bad key otherwise."""
 
     def integer(name, minimum):
-        value = options[name]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise ConfigError(f"synth option {name} must be an integer >= {minimum}, got {value!r}")
-        return int(value)
+        return check_int(f"synth option {name}", options[name], minimum)
 
     subjects = integer("subjects", 1)
     takes = integer("takes_per_expression", 1)
