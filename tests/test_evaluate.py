@@ -74,10 +74,15 @@ def test_evaluation_writes_the_report_and_repeats_its_numbers(
     assert copy["per_frame"]["psnr"][0] is None, "frame 0 is the source: nothing to measure"
     assert len(copy["per_frame"]["ssim_moving"]) == 9
     assert copy["temporal_error"] > 0 and copy["clips_fake"] == protocol["videos"]
+    # face regions (masks from the true frames' landmarks): scored for every method
+    for method in methods.values():
+        assert method["psnr_mouth"] is not None and method["mae_eyes_brows"] is not None
+    assert len(copy["per_frame"]["psnr_face_rest"]) == 9
     assert first["fvd"]["status"] == "computed" and methods["forecast"]["fvd"] is not None
     report = (runs[0] / "report.md").read_text()
     assert "| copy first frame |" in report and "| forecast only |" in report
     assert "frames each, 64x64 px" in report and "seeds: evaluate 12345" in report
+    assert "PSNR mouth dB ↑" in report and "MAE rest of face ↓" in report
 
 
 def test_fvd_is_skipped_and_says_why_without_weights(tiny_data_dir, tiny_checkpoint, tmp_path):

@@ -71,6 +71,15 @@ def test_a_new_metric_needs_only_its_registry_entry(with_dummy, tmp_path):
     gain = logged["test/dummy_mean_gain"]
     assert gain == logged["test/dummy_mean"] - logged["test/copy_dummy_mean"]
 
+    # frgan.evaluate's metrics.json: averaged, and per frame
+    from frgan.evaluate import _summarize
+
+    summary = _summarize(
+        {"forecast": {k: [v] for k, v in registry.score_clip(clip, clip, x0).items()}}, None, {}
+    )
+    assert summary["forecast"]["dummy_mean"] is not None
+    assert len(summary["forecast"]["per_frame"]["dummy_mean"]) == 2
+
     # frgan.evaluate's report
     result = {"label": "forecast only", "dummy_mean": 0.25}
     payload = {
