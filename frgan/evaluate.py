@@ -26,23 +26,23 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from frgan import metrics
 from frgan.errors import ConfigError
 from frgan.evaluation.expression import expression_settings, run_expression_protocol
 from frgan.evaluation.expression_report import expression_key_lines
 from frgan.evaluation_report import write_report
+from frgan.metrics import DEFAULT_MOVING_THRESHOLD, registry
 from frgan.metrics.fvd import RESIZES, FrechetVideoDistance, load_i3d
 from frgan.metrics.i3d import MIN_FRAMES
 from frgan.metrics.i3d_weights import WeightsUnavailable
 from frgan.models.checkpoints import load_model
 from frgan.utils.checkpoint_io import find_checkpoint
-from frgan.utils.cli import report_user_errors
+from frgan.utils.checks import check_choice, check_int
+from frgan.utils.cli import report_user_errors, run_hydra_app
 from frgan.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
 
 BASELINE = "copy_first_frame"
-VIDEO_METRICS = ("temporal_error", "flicker")
 LABELS = {
     BASELINE: "copy first frame",
     "forecast": "forecast only",
@@ -66,7 +66,7 @@ INTERVAL_DESCRIPTION = (
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run the evaluation protocol of cfg.evaluation; returns what metrics.json holds."""
     settings = cfg.evaluation
-    frames = _positive_int("evaluation.frames", settings.frames, least=2)
+    frames = check_int("evaluation.frames", settings.frames, least=2)
     _check_fvd_settings(settings.fvd)
     if cfg.get("ckpt") is None:
         raise ConfigError(
@@ -86,16 +86,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     expression = expression_settings(settings.get("expression"), settings.progress)
     threshold = settings.get("moving_threshold")
     if threshold is None:
-        threshold = getattr(model.hparams, "moving_threshold", metrics.DEFAULT_MOVING_THRESHOLD)
+        threshold = getattr(model.hparams, "moving_threshold", DEFAULT_MOVING_THRESHOLD)
 
     stride = settings.get("clip_stride")
-    stride = sys.maxsize if stride is None else _positive_int("evaluation.clip_stride", stride)
+    stride = sys.maxsize if stride is None else check_int("evaluation.clip_stride", stride)
     datamodule = hydra.utils.instantiate(
         cfg.data,
         stage="refine",
         clip_length=frames,
         clip_stride=stride,
-        batch_size=_positive_int("evaluation.batch_size", settings.batch_size),
+        batch_size=check_int("evaluation.batch_size", settings.batch_size),
         retarget_prob=0.0,
     )
     model_mesh = model.identity().get("structure_mesh", "face68")
@@ -111,7 +111,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     videos = datamodule.num_samples("test")
     limit = settings.get("max_videos")
     if limit is not None:
-        videos = min(videos, _positive_int("evaluation.max_videos", limit))
+        videos = min(videos, check_int("evaluation.max_videos", limit))
 
     fvd, fvd_status = _fvd_metrics(settings.fvd, frames, device)
     scores: dict[str, dict[str, list[torch.Tensor]]] = defaultdict(lambda: defaultdict(list))
@@ -134,11 +134,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             x0, s0 = batch["x0"][:keep].to(device), batch["s0"][:keep].to(device)
             target = batch["frames"][:keep].to(device)
             structures = batch["structures"][:keep].to(device)
+            landmarks = batch["landmarks"][:keep] if "landmarks" in batch else None
             seen += len(x0)
             with torch.no_grad():
                 clips = {BASELINE: x0.unsqueeze(1).expand_as(target)}
                 clips.update(model.animate(x0, s0, structures))
-            _score(scores, clips, target, x0, threshold)
+                for name, clip in clips.items():
+                    clip_scores = registry.score_clip(clip, target, x0, threshold, landmarks)
+                    for metric, values in clip_scores.items():
+                        scores[name][metric].append(values.cpu())
             if fvd is not None:
                 real = fvd.extractor_features(target)
                 for name, clip in clips.items():
@@ -184,11 +188,7 @@ class _SharedFVD:
 
 
 def _check_fvd_settings(settings: DictConfig) -> None:
-    if settings.resize not in RESIZES:
-        raise ConfigError(
-            f"evaluation.fvd.resize must be one of {', '.join(RESIZES)} (tf1: the original "
-            f"FVD's), got {settings.resize!r}"
-        )
+    check_choice("evaluation.fvd.resize", settings.resize, RESIZES)
     if not isinstance(settings.interval, bool):
         raise ConfigError(
             f"evaluation.fvd.interval must be true or false, got {settings.interval!r}"
@@ -219,33 +219,17 @@ def _fvd_metrics(
     }
 
 
-def _score(scores, clips: dict[str, torch.Tensor], target, x0, threshold: float) -> None:
-    """Per-video, per-frame quality and per-video temporal metrics of every method."""
-    steps = target.shape[1]
-    for name, clip in clips.items():
-        clip = clip.float()
-        per_frame = defaultdict(list)
-        for t in range(steps):
-            for metric, values in metrics.frame_quality(
-                clip[:, t], target[:, t], x0, threshold
-            ).items():
-                per_frame[metric].append(values.cpu())
-        for metric in metrics.FRAME_METRICS:
-            scores[name][metric].append(torch.stack(per_frame[metric], dim=1))  # [B,T]
-        scores[name]["temporal_error"].append(metrics.temporal_error(clip, target).cpu())
-        scores[name]["flicker"].append(metrics.flicker(clip, target, threshold).cpu())
-
-
 def _summarize(scores, fvd: _SharedFVD | None, fvd_status: dict) -> dict[str, dict[str, Any]]:
+    """Per method: every metric averaged over its finite values, frame metrics per frame too."""
     results: dict[str, dict[str, Any]] = {}
     for name, values in scores.items():
         summary: dict[str, Any] = {"label": LABELS.get(name, name)}
         per_frame = {}
-        for metric in metrics.FRAME_METRICS:
+        for metric in registry.keys(registry.FRAME):
             table = torch.cat(values[metric]).double()  # [videos, T]; NaN: nothing moves
             summary[metric] = _mean(table)
             per_frame[metric] = [_mean(table[:, t]) for t in range(table.shape[1])]
-        for metric in VIDEO_METRICS:
+        for metric in registry.keys(registry.CLIP):
             summary[metric] = _mean(torch.cat(values[metric]).double())
         summary["per_frame"] = per_frame
         if fvd is not None:
@@ -291,8 +275,10 @@ def _protocol(cfg, datamodule, checkpoint, model, frames, stride, threshold, vid
         "clip_selection": selection,
         "moving_threshold": threshold,
         "metric_averaging": (
-            "PSNR/SSIM: mean over every (video, frame) with moving pixels (frame 0 equals the "
-            "source and is left out); temporal error and flicker: mean over videos"
+            "frame metrics (PSNR, SSIM, rim error, face regions): mean over every (video, "
+            "frame) with moving pixels (frame 0 equals the source and is left out; a face "
+            "region's only where it moves); clip metrics (temporal error, flicker): mean over "
+            "videos"
         ),
         "seeds": {
             "evaluate": cfg.seed,
@@ -317,12 +303,6 @@ def _sample_grid(samples: list[dict[str, torch.Tensor]], count: int) -> torch.Te
     return torch.cat(rows[:count], dim=-2)
 
 
-def _positive_int(key: str, value: Any, least: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < least:
-        raise ConfigError(f"{key} must be an integer >= {least}, got {value!r}")
-    return value
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate.yaml")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
@@ -338,4 +318,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_app(main)

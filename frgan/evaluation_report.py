@@ -1,5 +1,6 @@
-"""What frgan.evaluate writes: metrics.json, report.md (protocol + table), psnr.png and
-ssim.png (quality against frame index, one curve per method) and samples.gif."""
+"""What frgan.evaluate writes: metrics.json, report.md (protocol + tables of every metric of
+frgan.metrics.registry), psnr.png and ssim.png (quality against frame index, one curve per
+method) and samples.gif."""
 
 from __future__ import annotations
 
@@ -11,18 +12,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from frgan.evaluation.expression_report import expression_markdown, write_expression_plots
+from frgan.metrics import registry
 from frgan.utils.files import atomic_path, write_json_atomic, write_text_atomic
 from frgan.utils.media import to_uint8, write_gif
-
-COLUMNS = (  # (key, header, format)
-    ("psnr", "PSNR dB ↑", "{:.2f}"),
-    ("ssim", "SSIM ↑", "{:.3f}"),
-    ("psnr_moving", "PSNR moving dB ↑", "{:.2f}"),
-    ("ssim_moving", "SSIM moving ↑", "{:.3f}"),
-    ("rim_error", "rim error ↓", "{:.4f}"),
-    ("temporal_error", "temporal error ↓", "{:.4f}"),
-    ("flicker", "flicker ↓", "{:.4f}"),
-)
 
 
 def write_report(out_dir: Path, payload: dict[str, Any], sample_grid: torch.Tensor | None) -> None:
@@ -45,7 +37,8 @@ def format_cell(value: Any, fmt: str) -> str:
 def markdown(payload: dict[str, Any], with_samples: bool) -> str:
     protocol, methods, fvd = payload["protocol"], payload["methods"], payload["fvd"]
     with_fvd = fvd["status"] == "computed"
-    headers = ["method"] + [header for _, header, _ in COLUMNS]
+    columns = [m for m in registry.select() if m.region is None]
+    headers = ["method"] + [m.header for m in columns]
     if with_fvd:
         headers += ["FVD ↓ (95% jackknife)", "KVD ↓", "clips"]
     lines = [
@@ -58,7 +51,7 @@ def markdown(payload: dict[str, Any], with_samples: bool) -> str:
         "|" + " --- |" * len(headers),
     ]
     for result in methods.values():
-        row = [result["label"]] + [format_cell(result.get(k), fmt) for k, _, fmt in COLUMNS]
+        row = [result["label"]] + [format_cell(result.get(m.key), m.fmt) for m in columns]
         if with_fvd:
             interval = (
                 f" ({result['fvd_low']:.1f}–{result['fvd_high']:.1f})"
@@ -71,6 +64,7 @@ def markdown(payload: dict[str, Any], with_samples: bool) -> str:
                 str(result["clips_fake"]),
             ]
         lines.append("| " + " | ".join(row) + " |")
+    lines += region_table(methods)
     lines += ["", "## Protocol", ""]
     lines += [
         f"- videos: {protocol['videos']} ({protocol['takes']} test takes), "
@@ -102,6 +96,25 @@ def markdown(payload: dict[str, Any], with_samples: bool) -> str:
     if "expression" in payload:
         lines += expression_markdown(payload["expression"])
     return "\n".join(lines)
+
+
+def region_table(methods: dict[str, dict]) -> list[str]:
+    """Markdown lines of the face-region metrics (methods as rows), none without any."""
+    columns = [m for m in registry.select() if m.region is not None]
+    if not columns:
+        return []
+    headers = ["method"] + [m.header for m in columns]
+    lines = [
+        "",
+        "Face regions (masks from the true frame's 68 landmarks; frames where the region moves):",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + " --- |" * len(headers),
+    ]
+    for result in methods.values():
+        row = [result["label"]] + [format_cell(result.get(m.key), m.fmt) for m in columns]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
 
 
 def plot_per_frame(path: Path, methods: dict[str, dict], metric: str, title: str) -> Path:

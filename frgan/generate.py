@@ -30,7 +30,8 @@ from frgan.inference.faces import driver_take, source_face
 from frgan.inference.frames import read_driver, read_image
 from frgan.inference.model import load_trained_model
 from frgan.inference.paste import paste_back
-from frgan.utils.cli import report_user_errors
+from frgan.utils.checks import check_choice, check_int, check_number
+from frgan.utils.cli import report_user_errors, run_hydra_app
 from frgan.utils.device import resolve_device
 from frgan.utils.files import write_json_atomic
 from frgan.utils.media import to_uint8, write_gif, write_image, write_mp4
@@ -48,17 +49,11 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
                 f"{key}= is required: python -m frgan.generate ckpt=<checkpoint or run folder> "
                 "source=<image> driver=<video | frame folder | take folder>"
             )
-    for key, least in (("chunk", 1), ("max_frames", 1)):
-        value = cfg.get(key)
-        if value is not None and (not isinstance(value, int) or value < least):
-            raise ConfigError(f"{key} must be an integer >= {least}, got {value!r}")
-    if cfg.motion not in MOTIONS:
-        raise ConfigError(f"motion={cfg.motion!r} is unknown; choose one of {', '.join(MOTIONS)}")
-    feather = cfg.paste_feather
-    if isinstance(feather, bool) or not isinstance(feather, int | float) or not 0 <= feather <= 0.5:
-        raise ConfigError(
-            f"paste_feather must be a fraction of the face crop's side in [0, 0.5], got {feather!r}"
-        )
+    for key in ("chunk", "max_frames"):
+        if cfg.get(key) is not None:
+            check_int(key, cfg.get(key))
+    check_choice("motion", cfg.motion, MOTIONS)
+    feather = check_number("paste_feather", cfg.paste_feather, least=0, most=0.5)
     out_dir = Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)  # a file there or no permission: said up front
     device = resolve_device(cfg.device)
@@ -166,8 +161,9 @@ def _progress(enabled: bool) -> Progress:
     )
 
 
+@hydra.main(version_base="1.3", config_path="../conf", config_name="generate.yaml")
 @report_user_errors
-def run(cfg: DictConfig) -> dict[str, Any]:
+def main(cfg: DictConfig) -> dict[str, Any]:
     """The command: generate, then say where the files are (user errors: one line, exit 2)."""
     record = generate(cfg)
     outputs = record["outputs"]
@@ -187,10 +183,5 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="generate.yaml")
-def main(cfg: DictConfig) -> None:
-    run(cfg)
-
-
 if __name__ == "__main__":
-    main()
+    run_hydra_app(main)

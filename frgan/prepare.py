@@ -14,7 +14,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from frgan.utils.cli import report_user_errors
+from frgan.utils.cli import report_user_errors, run_hydra_app
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="prepare.yaml")
@@ -28,4 +28,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_app(main)

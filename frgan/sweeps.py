@@ -34,6 +34,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from frgan.metrics import registry
 from frgan.utils.cli import USER_ERRORS, user_error_message
 from frgan.utils.files import write_json_atomic, write_text_atomic
 
@@ -43,18 +44,6 @@ RESULT_FILE = "sweep_result.json"
 ERROR_FILE = "sweep_error.txt"  # the traceback of a failed job
 SUMMARY_MD = "summary.md"
 SUMMARY_CSV = "summary.csv"
-# the metrics shown beside the optimized one (glob patterns; the CSV has every metric)
-KEY_METRICS = (
-    "val/psnr_moving",
-    "val/ssim_moving",
-    "val/psnr_moving_gain",
-    "test/psnr_moving",
-    "test/ssim_moving",
-    "test/psnr_moving_gain",
-    "test/rim_error",
-    "val/temporal_error",
-    "test/temporal_error",
-)
 WANDB_TAG_LENGTH = 64  # wandb refuses longer tags
 
 
@@ -234,12 +223,16 @@ def rank(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def summary_tables(
     records: list[dict[str, Any]],
-    key_metrics: Sequence[str] = KEY_METRICS,
+    key_metrics: Sequence[str] | None = None,
     swept: set[str] | None = None,
 ) -> tuple[str, str]:
-    """(Markdown, CSV) of ranked job records; `swept`: the keys the sweep varies (None: the
-    overrides that differ between the records)."""
+    """(Markdown, CSV) of ranked job records; `key_metrics`: glob patterns of the metrics
+    shown beside the optimized one (None: frgan.metrics.registry's sweep columns; the CSV has
+    every metric); `swept`: the keys the sweep varies (None: the overrides that differ
+    between the records)."""
     records = rank(records)
+    if key_metrics is None:
+        key_metrics = registry.sweep_columns()
     optimized = next((r["optimized_metric"] for r in records if r.get("optimized_metric")), None)
     if swept is None:
         all_overrides = [set(r["overrides"]) for r in records]
@@ -300,7 +293,7 @@ def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
-def write_summary(sweep_dir: str | Path, key_metrics: Sequence[str] = KEY_METRICS) -> str | None:
+def write_summary(sweep_dir: str | Path, key_metrics: Sequence[str] | None = None) -> str | None:
     """Write summary.md and summary.csv in the sweep folder; return the Markdown (None: no jobs)."""
     records = read_results(sweep_dir)
     if not records:
@@ -344,8 +337,8 @@ class SweepSummary(Callback):
     it ends, killed too). A sweep that starts while no other holds it knows that the study's
     RUNNING trials belong to sweeps that were killed, and marks them FAIL."""
 
-    def __init__(self, metrics: Sequence[str] = KEY_METRICS):
-        self.metrics = tuple(metrics)
+    def __init__(self, metrics: Sequence[str] | None = None):
+        self.metrics = None if metrics is None else tuple(metrics)
         self._study_lock = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:

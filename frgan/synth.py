@@ -11,7 +11,7 @@ import json
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from frgan.utils.cli import report_user_errors
+from frgan.utils.cli import report_user_errors, run_hydra_app
 
 OPTIONS = (
     "subjects",
@@ -41,4 +41,4 @@ def main(cfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_app(main)

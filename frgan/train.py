@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
@@ -25,13 +24,19 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from frgan.errors import ConfigError
 from frgan.sweeps import run_job
+from frgan.two_stage import run_two_stage
 from frgan.utils.checkpoint_io import logged_step, resolve_ckpt_path
 from frgan.utils.cli import report_user_errors, run_hydra_app
 from frgan.utils.config import print_config_tree
 from frgan.utils.config_check import check_train_config
 from frgan.utils.files import exclusive_folder
 from frgan.utils.instantiate import instantiate_callbacks, instantiate_loggers
-from frgan.utils.loggers import ResumableCSVLogger, record_wandb_run, resume_wandb_run
+from frgan.utils.loggers import (
+    ResumableCSVLogger,
+    finish_loggers,
+    record_wandb_run,
+    resume_wandb_run,
+)
 from frgan.utils.ranks import is_global_zero
 
 log = logging.getLogger(__name__)
@@ -123,14 +128,6 @@ def _as_floats(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, torch.Tensor))}
 
 
-def finish_loggers() -> None:
-    """Close the wandb run so the next job of a multirun starts a new one (only where a wandb
-    logger imported it: a run logging elsewhere needs no wandb installed)."""
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and wandb.run is not None:
-        wandb.finish()
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
 @report_user_errors
 def main(cfg: DictConfig) -> float | None:
@@ -141,9 +138,8 @@ def main(cfg: DictConfig) -> float | None:
 def fit_and_report(cfg: DictConfig) -> dict[str, float]:
     try:
         if cfg.get("two_stage"):
-            from frgan.two_stage import run_two_stage
-
-            metrics, objects = run_two_stage(cfg, list(HydraConfig.get().overrides.task))
+            overrides = list(HydraConfig.get().overrides.task)
+            metrics, objects = run_two_stage(cfg, overrides, train)
         else:
             metrics, objects = train(cfg)
     except SIGTERMException:

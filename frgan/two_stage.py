@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,10 @@ from rich.console import Console
 from rich.table import Table
 
 from frgan.evaluation_report import format_cell
+from frgan.metrics import registry
 from frgan.utils.checkpoint_io import LAST
 from frgan.utils.files import exclusive_folder, write_json_atomic, write_text_atomic
+from frgan.utils.loggers import finish_loggers
 from frgan.utils.ranks import is_global_zero
 
 log = logging.getLogger(__name__)
@@ -44,23 +47,21 @@ STAGES = ("forecast", "refine")
 STATE = "pipeline.json"
 DONE = "done.json"
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-# the summary table: rows, and the metric suffix each reads from test/<candidate><suffix>
-SUMMARY_ROWS = (
-    ("PSNR (dB)", "psnr"),
-    ("SSIM", "ssim"),
-    ("PSNR moving (dB)", "psnr_moving"),
-    ("SSIM moving", "ssim_moving"),
-    ("rim error (halos)", "rim_error"),
-    ("temporal error", "temporal_error"),
-    ("flicker", "flicker"),
-)
+# the summary table: a row per metric of frgan.metrics.registry, read from
+# refine/test/<candidate><metric> for each column's candidate prefix
 SUMMARY_COLUMNS = (("copy first frame", "copy_"), ("forecast", "forecast_"), ("refined", ""))
 
 
-def run_two_stage(cfg: DictConfig, overrides: list[str]) -> tuple[dict[str, float], dict]:
-    """Train and test both stages (or continue an unfinished pipeline). `overrides` are the
-    command line's; returns the metrics of both stages as forecast/<name>, refine/<name>
-    and the objects of the last stage trained."""
+# a stage's training: its config -> (metrics, objects), as frgan.train.train
+StageRunner = Callable[[DictConfig], tuple[dict[str, float], dict[str, Any]]]
+
+
+def run_two_stage(
+    cfg: DictConfig, overrides: list[str], run_stage: StageRunner
+) -> tuple[dict[str, float], dict]:
+    """Train and test both stages with `run_stage` (or continue an unfinished pipeline).
+    `overrides` are the command line's; returns the metrics of both stages as
+    forecast/<name>, refine/<name> and the objects of the last stage trained."""
     settings = cfg.two_stage
     shared = [o for o in overrides if not o.lstrip("+~").startswith(("experiment=", "two_stage"))]
     root = Path(cfg.paths.output_dir)
@@ -71,14 +72,12 @@ def run_two_stage(cfg: DictConfig, overrides: list[str]) -> tuple[dict[str, floa
         pipeline, "two-stage pipeline", "start another one with two_stage.resume=false"
     )
     with holding if is_global_zero() else nullcontext():
-        return _run_stages(pipeline, settings, shared)
+        return _run_stages(pipeline, settings, shared, run_stage)
 
 
 def _run_stages(
-    pipeline: Path, settings: DictConfig, shared: list[str]
+    pipeline: Path, settings: DictConfig, shared: list[str], run_stage: StageRunner
 ) -> tuple[dict[str, float], dict]:
-    from frgan import train as train_module
-
     state = _read_json(pipeline / STATE) or {"overrides": shared, "finished": False}
     write_json_atomic(pipeline / STATE, state)
     print(f"Pipeline folder: {pipeline.resolve()}")
@@ -99,8 +98,8 @@ def _run_stages(
             if last.is_file():
                 log.info("two_stage: %s resumes from %s", stage, last)
                 stage_overrides.append(f"ckpt_path={_quoted(last)}")
-            stage_metrics, objects = train_module.train(compose_stage(stage_overrides, folder))
-            train_module.finish_loggers()
+            stage_metrics, objects = run_stage(compose_stage(stage_overrides, folder))
+            finish_loggers()
             trainer = objects["trainer"]
             best = (
                 trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -158,11 +157,11 @@ def write_summary(pipeline: Path, metrics: dict[str, float]) -> dict[str, dict[s
     as summary.json and summary.md, printed too. A metric the stage did not log (a pipeline
     finished before the metric existed) is null, "n/a" in the table; a row with none is left out."""
     table = {
-        row: {
-            column: metrics.get(f"refine/test/{prefix}{suffix}")
+        metric.row_label: {
+            column: metrics.get(f"refine/test/{prefix}{metric.key}")
             for column, prefix in SUMMARY_COLUMNS
         }
-        for row, suffix in SUMMARY_ROWS
+        for metric in registry.select()
     }
     table = {
         row: values for row, values in table.items() if any(v is not None for v in values.values())

@@ -81,6 +81,10 @@ def test_evaluation_writes_the_report_and_repeats_its_numbers(
     assert copy["per_frame"]["psnr"][0] is None, "frame 0 is the source: nothing to measure"
     assert len(copy["per_frame"]["ssim_moving"]) == 9
     assert copy["temporal_error"] > 0 and copy["clips_fake"] == protocol["videos"]
+    # face regions (masks from the true frames' landmarks): scored for every method
+    for method in methods.values():
+        assert method["psnr_mouth"] is not None and method["mae_eyes_brows"] is not None
+    assert len(copy["per_frame"]["psnr_face_rest"]) == 9
     assert first["fvd"]["status"] == "computed" and methods["forecast"]["fvd"] is not None
     report = (runs[0] / "report.md").read_text()
     assert "| copy first frame |" in report and "| forecast only |" in report
@@ -88,6 +92,7 @@ def test_evaluation_writes_the_report_and_repeats_its_numbers(
     assert "resize tf1: the original FVD's" in report and "95% jackknife interval" in report
     forecast = methods["forecast"]
     assert forecast["fvd_low"] <= forecast["fvd"] <= forecast["fvd_high"]
+    assert "PSNR mouth dB ↑" in report and "MAE rest of face ↓" in report
 
 
 def test_fvd_is_skipped_and_says_why_without_weights(tiny_data_dir, tiny_checkpoint, tmp_path):
@@ -122,7 +127,9 @@ def test_user_errors_are_clear(tiny_data_dir, tiny_checkpoint, tmp_path):
         run(f"ckpt={other}")
     with pytest.raises(ConfigError, match="data.image_size=64"):
         run(f"ckpt={tiny_checkpoint}", "data.image_size=96")
-    with pytest.raises(ConfigError, match="evaluation.fvd.resize must be one of tf1, torch"):
+    with pytest.raises(
+        ConfigError, match="evaluation.fvd.resize='bicubic' is invalid; valid values: tf1, torch"
+    ):
         run(f"ckpt={tiny_checkpoint}", "evaluation.fvd.resize=bicubic")
     with pytest.raises(ConfigError, match="evaluation.fvd.interval must be true or false"):
         run(f"ckpt={tiny_checkpoint}", "evaluation.fvd.interval=200")

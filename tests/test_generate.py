@@ -16,7 +16,7 @@ import torch
 from conftest import TINY_DATA, TINY_RUN, compose_config
 from omegaconf import OmegaConf
 
-from frgan.generate import run
+from frgan.generate import main
 from frgan.inference.frames import natural_key, read_driver
 from frgan.utils.checkpoint_io import add_digest
 from frgan.utils.media import write_image, write_mp4
@@ -66,7 +66,7 @@ def run_generate(capsys, out: Path, *args: str) -> tuple[int, str, str]:
     cfg = compose_config("generate.yaml", ["progress=false", *args], run_dir=out)
     status = 0
     try:
-        run(cfg)
+        main(cfg)
     except SystemExit as exit_:
         status = exit_.code
     captured = capsys.readouterr()
@@ -253,9 +253,9 @@ def _checkpoint_with_wrong_weights(trained_run: Path, path: Path) -> Path:
         ("source is a folder", "is a folder, not an image file"),
         (
             "unknown motion",
-            "motion='sideways' is unknown; choose one of expression, expression+pose",
+            "motion='sideways' is invalid; valid values: expression, expression+pose",
         ),
-        ("feather out of range", "paste_feather must be a fraction"),
+        ("feather out of range", "paste_feather must be in [0, 0.5]"),
     ],
 )
 def test_user_mistakes_are_one_line_and_status_2(

@@ -449,11 +449,7 @@ def test_region_weights_add_the_region_error_to_the_l1_term(tmp_path):
         k: torch.stack([pairs[i][k] for i in range(4)]) for k in ("x0", "s0", "xt", "st", "lt")
     }
     inputs = model.generator_inputs(batch)
-    output = (
-        model.run_generator(inputs, model.generator)
-        if hasattr(model, "run_generator")
-        else model.generate(inputs, model.generator)
-    )
+    output = model.run_generator(inputs, model.generator)
     _, logged = model.generator_loss(inputs, output)
     error = (output.frame - batch["xt"]).abs()
     mouth = region_masks(batch["lt"], SIZE)["mouth"].expand_as(error)

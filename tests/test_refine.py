@@ -15,6 +15,7 @@ from frgan.errors import ConfigError
 from frgan.models import ClipCritic, ForecastGAN, RefineGAN, RefineGenerator, load_model
 from frgan.models.clip_architecture import clip_architecture
 from frgan.models.forecaster import newest_forecast_run, resolve_forecast_ckpt
+from frgan.render.face68 import mean_face68
 
 SIZE = 16  # tiny preset at 16 px: half-size stem, 1 level
 
@@ -52,6 +53,8 @@ class RandomClips(Dataset):
         image = lambda: torch.rand(3, SIZE, SIZE, generator=g) * 2 - 1  # noqa: E731
         clip = lambda: torch.rand(self.frames, 3, SIZE, SIZE, generator=g) * 2 - 1  # noqa: E731
         sample = {"x0": image(), "s0": image(), "frames": clip(), "structures": clip()}
+        face = torch.from_numpy(mean_face68(SIZE, SIZE)[:, :2]).float()
+        sample["landmarks"] = face.expand(self.frames, 68, 2)
         if self.retargeted_scale is not None:
             retargeted = index % 2 == 1
             if retargeted:
@@ -157,8 +160,16 @@ def test_training_updates_the_refiner_only_and_logs_clip_metrics(
     for name in losses:
         assert math.isfinite(logged[f"train/{name}"]), name
     for prefix in ("", "forecast_", "copy_"):
-        for name in ("psnr", "ssim_moving", "temporal_error", "flicker"):
+        for name in (
+            "psnr",
+            "ssim_moving",
+            "temporal_error",
+            "flicker",
+            "psnr_mouth",
+            "mae_face_rest",
+        ):
             assert math.isfinite(logged[f"val/{prefix}{name}"]), prefix + name
+    assert math.isfinite(logged["val/psnr_eyes_brows_gain"])
     # copying x0 never changes a pixel: its flicker is the true change where it is small
     assert 0 < logged["val/copy_flicker"] <= model.hparams.moving_threshold
 
@@ -174,7 +185,7 @@ def test_ranking_critic_loss_orders_real_refined_forecast(forecast_file):
     )
     batch = {k: v[None] for k, v in RandomClips()[0].items()}
     inputs = model.generator_inputs(batch)
-    output = model.generate(inputs, model.generator)
+    output = model.run_generator(inputs, model.generator)
     scores = {
         inputs["frames"].data_ptr(): 3.0,  # real
         output.clip.data_ptr(): 2.5,  # refined
@@ -321,7 +332,7 @@ def test_adversarial_weight_scales_the_critic_term_and_zero_leaves_it_out(foreca
             adversarial_weight=weight,
         )
         inputs = model.generator_inputs(batch)
-        loss, logs = model.generator_loss(inputs, model.generate(inputs, model.generator))
+        loss, logs = model.generator_loss(inputs, model.run_generator(inputs, model.generator))
         return model, loss, logs
 
     model, loss, logs = generator_loss(0.0)

@@ -178,7 +178,7 @@ def test_two_stage_trains_both_and_continues_after_a_kill(tiny_data_dir, tmp_pat
 
     _with_callback(monkeypatch, StopRefine())
     with pytest.raises(SIGTERMException):
-        run_two_stage(pipeline_config("first"), ["experiment=two_stage", *overrides])
+        run_two_stage(pipeline_config("first"), ["experiment=two_stage", *overrides], train)
     first = log_dir / "two_stage" / "runs" / "first"
     assert json.loads((first / "forecast" / "done.json").read_text())["metrics"]
     assert (first / "refine" / "checkpoints" / "last.ckpt").is_file()
@@ -190,7 +190,9 @@ def test_two_stage_trains_both_and_continues_after_a_kill(tiny_data_dir, tmp_pat
     # the same command again, in a new timestamped folder: the pipeline continues
     recorder = RecordStages()
     _with_callback(monkeypatch, recorder)
-    metrics, _ = run_two_stage(pipeline_config("second"), ["experiment=two_stage", *overrides])
+    metrics, _ = run_two_stage(
+        pipeline_config("second"), ["experiment=two_stage", *overrides], train
+    )
     assert recorder.trained == [("RefineGAN", saved["global_step"])], "forecast not retrained"
     refine_done = json.loads((first / "refine" / "done.json").read_text())
     forecast_done = json.loads((first / "forecast" / "done.json").read_text())

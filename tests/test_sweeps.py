@@ -233,8 +233,6 @@ def test_forecast_optuna_search_composes(tmp_path):
 
 
 def test_refine_optuna_search_composes(tmp_path):
-    if not (CONF_DIR / "model" / "refine.yaml").is_file():
-        pytest.skip("conf/model/refine.yaml (RefineGAN, the refine stage) is not in this tree yet")
     cfg = _compose_with_hydra("hparams_search=refine_optuna", f"paths.log_dir={tmp_path}")
     assert cfg.data.stage == "refine"
     assert sqlite_storage_path(cfg.hydra.sweeper.storage).name == "refine.db"

@@ -204,7 +204,9 @@ def test_config_mistakes_name_the_key(train_config, override, expected):
 def test_finishing_loggers_needs_no_wandb_when_no_wandb_logger_ran(monkeypatch):
     # a GPU machine without wandb crashed at the end of a logger=csv run (import wandb)
     monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError now
-    train_module.finish_loggers()
+    from frgan.utils.loggers import finish_loggers
+
+    finish_loggers()
 
 
 def test_benchmark_records_the_device_the_steps_ran_on():

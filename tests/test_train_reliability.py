@@ -308,6 +308,24 @@ def test_cli_config_mistake_is_printed_once_with_exit_2(
     assert len(errors) == 1 and errors[0].startswith("error: ") and expected in errors[0], output
 
 
+@pytest.mark.parametrize("command", ["prepare", "synth", "evaluate", "generate"])
+def test_every_entry_point_reports_hydras_errors_in_one_line_with_exit_2(tmp_path, command):
+    """Each command runs through run_hydra_app as frgan.train does: a key that is not in its
+    config is one `error:` line and status 2, not Hydra's message and status 1."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "FRGAN_DEBUG")}
+    result = subprocess.run(
+        [sys.executable, "-m", f"frgan.{command}", "no_such_key=1", f"hydra.run.dir={tmp_path}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "no_such_key" in lines[0]
+
+
 def test_unwritable_log_dir_is_one_line(tiny_data_dir, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")

@@ -24,14 +24,14 @@ from pytorch_lightning.callbacks import RichProgressBar
 from pytorch_lightning.callbacks.progress import ProgressBar
 
 from frgan.errors import ConfigError
+from frgan.utils.checks import check_choice
 
 MODES = ("auto", "rich", "lines")
 
 
 def progress_bar(mode: str = "auto", every_n_seconds: float = 30.0) -> ProgressBar:
     """The rich bar when stdout is a terminal (mode=auto) or asked for, else `ProgressLines`."""
-    if mode not in MODES:
-        raise ConfigError(f"callbacks.progress_bar.mode must be one of {MODES}, got {mode!r}")
+    check_choice("callbacks.progress_bar.mode", mode, MODES)
     if mode == "auto":
         mode = "rich" if sys.stdout.isatty() else "lines"
     return RichProgressBar() if mode == "rich" else ProgressLines(every_n_seconds)

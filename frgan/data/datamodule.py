@@ -38,6 +38,7 @@ from frgan.data.shards import (
 from frgan.data.structure import StructureRenderer
 from frgan.data.topology import check_source
 from frgan.data.topology import structure_mesh as structure_mesh_named
+from frgan.utils.checks import check_choice, check_int, check_number
 from frgan.utils.files import reporting_unwritable
 
 STAGES = ("forecast", "refine")
@@ -151,20 +152,16 @@ class FRGANDataModule(LightningDataModule):
         synth: dict | None = None,
     ):
         super().__init__()
-        if stage not in STAGES:
-            raise ValueError(f"data.stage must be one of {STAGES}, got '{stage}'")
-        if mode not in MODES:
-            raise ValueError(f"data.mode must be one of {MODES}, got '{mode}'")
+        check_choice("data.stage", stage, STAGES)
+        check_choice("data.mode", mode, MODES)
         for key, value, least in (
             ("batch_size", batch_size, 1),
             ("num_workers", num_workers, 0),
             ("clip_length", clip_length, 1),
             ("clip_stride", clip_stride, 1),
         ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise ValueError(f"data.{key} must be an integer >= {least}, got {value!r}")
-        if not 0.0 <= retarget_prob <= 1.0:
-            raise ValueError(f"data.retarget_prob must be in [0, 1], got {retarget_prob!r}")
+            check_int(f"data.{key}", value, least)
+        check_number("data.retarget_prob", retarget_prob, least=0.0, most=1.0)
         self.name, self.raw_dir, self.shard_dir = name, raw_dir, str(shard_dir)
         self.image_size = check_image_size(image_size)
         self.stage = stage

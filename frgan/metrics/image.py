@@ -12,7 +12,7 @@ exact there, and that is where a forecast that repaints more than what moves sho
 over the rim, measures them.
 
 All functions return one value per image ([B] float32). An empty mask gives NaN; PSNR of
-identical images is +inf.
+identical images is +inf. frgan.metrics.registry declares the metrics made of them.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import torch.nn.functional as F
 DATA_RANGE = 2.0  # images live in [-1, 1]
 DEFAULT_MOVING_THRESHOLD = 0.1
 RIM_WIDTH = 3
-# what frame_quality returns per image (rim_error: lower is better, the others higher)
-FRAME_METRICS = ("psnr", "ssim", "psnr_moving", "ssim_moving", "rim_error")
 
 
 def moving_mask(
@@ -40,7 +38,7 @@ def rim_mask(moving: torch.Tensor, width: int = RIM_WIDTH) -> torch.Tensor:
     return near & ~moving
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean over (C,H,W) per image, restricted to mask [B,1,H,W] when given."""
     if mask is None:
         return values.flatten(1).mean(1)
@@ -55,7 +53,7 @@ def psnr(
     data_range: float = DATA_RANGE,
 ) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB per image: 10·log10(range² / MSE)."""
-    mse = _masked_mean((pred.float() - target.float()).square(), mask)
+    mse = masked_mean((pred.float() - target.float()).square(), mask)
     return 10 * torch.log10(data_range**2 / mse)
 
 
@@ -63,7 +61,7 @@ def mean_abs_error(
     pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Mean |pred − target| per image ([-1, 1] units), over the full frame or a mask."""
-    return _masked_mean((pred.float() - target.float()).abs(), mask)
+    return masked_mean((pred.float() - target.float()).abs(), mask)
 
 
 def _gaussian_blur(x: torch.Tensor, window: int, sigma: float) -> torch.Tensor:
@@ -108,27 +106,4 @@ def ssim(
     data_range: float = DATA_RANGE,
 ) -> torch.Tensor:
     """Mean SSIM per image, over the full frame or the pixels of mask [B,1,H,W]."""
-    return _masked_mean(ssim_map(pred, target, data_range), mask)
-
-
-def frame_quality(
-    pred: torch.Tensor,
-    target: torch.Tensor,
-    source: torch.Tensor,
-    threshold: float = DEFAULT_MOVING_THRESHOLD,
-) -> dict[str, torch.Tensor]:
-    """PSNR and SSIM [B] of `pred` against `target` over the full frame and over the moving
-    region (where target differs from the source frame), and the rim error (halos). Frames
-    with no moving pixel (t = 0 of a take) tell nothing about motion and would give copying
-    an infinite PSNR: NaN."""
-    moving = moving_mask(source, target, threshold)
-    has_motion = moving.flatten(1).any(dim=1)
-    similarity = ssim_map(pred, target)  # once for both regions: the costliest part
-    values = {
-        "psnr": psnr(pred, target),
-        "ssim": _masked_mean(similarity, None),
-        "psnr_moving": psnr(pred, target, moving),
-        "ssim_moving": _masked_mean(similarity, moving),
-        "rim_error": mean_abs_error(pred, target, rim_mask(moving)),
-    }
-    return {name: v.masked_fill(~has_motion, float("nan")) for name, v in values.items()}
+    return masked_mean(ssim_map(pred, target, data_range), mask)

@@ -8,8 +8,8 @@ The training loop, gradient penalty, clipping, EMA, metrics and checkpoint ident
 GANModule (frgan/models/gan.py).
 
 Batches: dict of float32 [B,3,H,W] in [-1,1]: "x0" source frame, "s0" its structure
-map, "xt" target frame, "st" target structure map, and with region_weights "lt" the target's
-68 landmarks [B,68,2] (extra keys are ignored).
+map, "xt" target frame, "st" target structure map; optional "lt" [B,68,2], the target's 68
+landmarks, for the face-region metrics and region_weights (extra keys are ignored).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from frgan.errors import ConfigError
 from frgan.metrics.regions import REGIONS, region_masks
 from frgan.models.critic import Critic
 from frgan.models.gan import GANModule, retargeted_flags, structure_identity, weighted_mean
-from frgan.models.generator import Forecast, Generator
+from frgan.models.generator import Forecast, Generator, forecast_frames
 from frgan.models.init import init_weights
 from frgan.models.presets import architecture
 from frgan.utils.media import side_by_side
@@ -85,24 +85,10 @@ class ForecastGAN(GANModule):
             the target's landmarks) to the L1 term, per region (REGIONS): a mouth a few
             hundred pixels large then counts as much as the whole frame does at weight 1.
         """
-        super().__init__(
-            lr=lr,
-            betas=betas,
-            n_critic=n_critic,
-            gp_weight=gp_weight,
-            gp_on=gp_on,
-            ema_decay=ema_decay,
-            grad_clip=grad_clip,
-            moving_threshold=moving_threshold,
-            monitor=monitor,
-            monitor_mode=monitor_mode,
-            generator_lr=generator_lr,
-            gp_every=gp_every,
-            lr_schedule=lr_schedule,
-            lr_final_fraction=lr_final_fraction,
-        )
+        super().__init__()
         self.region_weights = _check_region_weights(region_weights)
         self.save_hyperparameters()
+        self.check_training_options()
         arch = architecture(preset, image_size)
         self.generator = Generator(arch, residual, warp)
         self.critic = Critic(arch)
@@ -115,7 +101,7 @@ class ForecastGAN(GANModule):
         return self.sampling_generator(x0, s0, st)
 
     # ------------------------------------------------------------------ losses
-    def generate(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Forecast:
+    def run_generator(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Forecast:
         return generator(inputs["x0"], inputs["s0"], inputs["st"])
 
     def critic_loss(self, inputs, output: Forecast):
@@ -145,47 +131,27 @@ class ForecastGAN(GANModule):
         target structure is another subject's expression, so their xt is not a picture of st
         and they train only through the critic, as fakes (weights rather than indexing keep
         every rank's graph the same under DDP)."""
-        missing = (
-            [k for k in BATCH_KEYS if k not in batch]
-            if isinstance(batch, Mapping)
-            else list(BATCH_KEYS)
-        )
-        if missing:
-            got = list(batch) if isinstance(batch, Mapping) else type(batch).__name__
+        inputs = self.batch_tensors(batch, BATCH_KEYS)
+        if self.region_weights and "lt" not in batch:
             raise ValueError(
-                f"ForecastGAN needs batches with keys {list(BATCH_KEYS)} "
-                f"([B,3,H,W] in [-1,1]); missing {missing}, got {got}"
+                "model.region_weights needs batches with the target's 68 landmarks 'lt' "
+                "[B,68,2] (frgan.data's forecast pairs carry them); set model.region_weights=null"
             )
-        size = self.hparams.image_size
-        inputs = {}
-        for key in BATCH_KEYS:
-            tensor = batch[key]
-            if tensor.ndim != 4 or tuple(tensor.shape[1:]) != (3, size, size):
-                raise ValueError(
-                    f"batch[{key!r}] has shape {tuple(tensor.shape)} but the model expects "
-                    f"[B,3,{size},{size}]; set model.image_size to the data's image size"
-                )
-            inputs[key] = tensor
-        if self.region_weights:
-            if "lt" not in batch:
-                raise ValueError(
-                    "model.region_weights needs batches with the target's 68 landmarks 'lt' "
-                    "[B,68,2] (frgan.data's forecast pairs carry them); set model.region_weights=null"
-                )
+        if "lt" in batch:
             inputs["lt"] = batch["lt"]
         inputs["paired"] = (~retargeted_flags(batch, inputs["x0"])).to(inputs["x0"].dtype)
         return inputs
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
-        """Per-pair metrics of the forecast and of copying x0 (NaN for pairs where nothing
-        moves, like t = 0)."""
-        x0, xt = inputs["x0"], inputs["xt"]
+    def score_batch(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+        """Per-pair frame metrics of the forecast and of copying x0 (NaN for pairs where
+        nothing moves, like t = 0)."""
+        x0, xt, landmarks = inputs["x0"], inputs["xt"], inputs.get("lt")
         pred = self(x0, inputs["s0"], inputs["st"]).frame
         threshold = self.hparams.moving_threshold
         return {
-            "": metrics.frame_quality(pred, xt, x0, threshold),
-            "copy_": metrics.frame_quality(x0, xt, x0, threshold),
+            prefix: metrics.frame_quality(frame, xt, x0, threshold, landmarks)
+            for prefix, frame in (("", pred), ("copy_", x0))
         }
 
     def select_sample(self, loader, max_frames: int) -> dict[str, torch.Tensor] | None:
@@ -215,19 +181,7 @@ class ForecastGAN(GANModule):
         self, x0: torch.Tensor, s0: torch.Tensor, structures: torch.Tensor, chunk: int = 64
     ) -> dict[str, torch.Tensor]:
         """Every frame forecast independently from the source (reference section 6)."""
-        batch, frames = structures.shape[:2]
-        targets = structures.flatten(0, 1)
-        sources = x0.repeat_interleave(frames, dim=0)
-        source_maps = s0.repeat_interleave(frames, dim=0)
-        forecast = torch.cat(
-            [
-                self(
-                    sources[i : i + chunk], source_maps[i : i + chunk], targets[i : i + chunk]
-                ).frame
-                for i in range(0, len(targets), chunk)
-            ]
-        )
-        return {"forecast": forecast.unflatten(0, (batch, frames))}
+        return {"forecast": forecast_frames(self, x0, s0, structures, chunk)}
 
     def identity(self) -> dict[str, Any]:
         preset = self.hparams.preset

@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from torchmetrics.aggregation import MeanMetric
 
-from frgan import metrics
 from frgan.errors import ConfigError
+from frgan.metrics import registry
 from frgan.models.ema import ema_decay_at, update_ema
 from frgan.utils.checkpoint_io import (
     CheckpointError,
@@ -43,13 +43,12 @@ from frgan.utils.checkpoint_io import (
     read_checkpoint,
     weights_mismatch,
 )
+from frgan.utils.checks import check_choice, check_int, check_number
 
 log = logging.getLogger(__name__)
 
 GP_MODES = ("image_and_structure", "image")
 LR_SCHEDULES = ("constant", "cosine")
-# metrics whose gain over copying the first frame is logged as <stage>/<name>_gain
-GAIN_METRICS = ("psnr", "ssim", "psnr_moving", "ssim_moving")
 
 
 class GANModule(pl.LightningModule):
@@ -57,81 +56,34 @@ class GANModule(pl.LightningModule):
 
     data_stage          the `data.stage` whose batches the module trains on
     candidates          metric prefixes: "" (the model) first, then baselines ("copy_", ...)
-    quality_metrics     names of the per-sample quality metrics
+    metric_levels       the levels of frgan.metrics.registry it scores ("frame", "clip")
     sample_columns      the column names of a drawn sample
 
-    generator_inputs(batch) -> inputs      validated tensors of a batch
-    generate(inputs, generator) -> output  a forward pass of the given generator
+    generator_inputs(batch) -> inputs           validated tensors of a batch
+    run_generator(inputs, generator) -> output  a forward pass of the given generator
     critic_loss(inputs, output) -> (loss, logs)
     generator_loss(inputs, output) -> (loss, logs)
-    evaluate(inputs) -> {candidate: {metric: per-sample values}}
+    score_batch(inputs) -> {candidate: {metric: per-sample values}}
     select_sample(loader, max_frames) / draw_sample(sample)
     identity() -> what a checkpoint must agree on
     """
 
     data_stage: ClassVar[str]
     candidates: ClassVar[tuple[str, ...]] = ("", "copy_")
-    quality_metrics: ClassVar[tuple[str, ...]] = metrics.FRAME_METRICS
+    metric_levels: ClassVar[tuple[str, ...]] = (registry.FRAME,)
     sample_columns: ClassVar[tuple[str, ...]]
     progress_metric: ClassVar[str] = "l1"  # the generator loss term shown in the progress bar
 
     generator: nn.Module
     critic: nn.Module
 
-    def __init__(
-        self,
-        *,
-        lr: float,
-        betas: tuple[float, float],
-        n_critic: int,
-        gp_weight: float,
-        gp_on: str,
-        ema_decay: float | None,
-        grad_clip: float | None,
-        moving_threshold: float,
-        monitor: str,
-        monitor_mode: str,
-        generator_lr: float | None = None,
-        gp_every: int = 1,
-        lr_schedule: str = "constant",
-        lr_final_fraction: float = 0.1,
-    ):
+    def __init__(self):
         super().__init__()
-        check_choice("model.gp_on", gp_on, GP_MODES)
-        check_choice("model.lr_schedule", lr_schedule, LR_SCHEDULES)
-        if not 0.0 <= lr_final_fraction <= 1.0:
-            raise ConfigError(
-                f"model.lr_final_fraction must be in [0, 1], got {lr_final_fraction!r}"
-            )
-        if not (isinstance(gp_every, int) and not isinstance(gp_every, bool) and gp_every >= 1):
-            raise ConfigError(f"model.gp_every must be an integer >= 1, got {gp_every!r}")
-        check_choice("model.monitor_mode", monitor_mode, ("min", "max"))
-        if not (isinstance(n_critic, int) and not isinstance(n_critic, bool) and n_critic >= 1):
-            raise ConfigError(f"model.n_critic must be an integer >= 1, got {n_critic!r}")
-        if not (isinstance(lr, (int, float)) and lr > 0):
-            raise ConfigError(f"model.lr must be a number > 0, got {lr!r}")
-        if generator_lr is not None and not (
-            isinstance(generator_lr, (int, float)) and generator_lr > 0
-        ):
-            raise ConfigError(
-                f"model.generator_lr must be a number > 0 or null (= model.lr), got "
-                f"{generator_lr!r}"
-            )
-        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-            raise ConfigError(
-                f"model.ema_decay must be in (0, 1) or null (no EMA), got {ema_decay!r}"
-            )
-        if grad_clip is not None and grad_clip <= 0:
-            raise ConfigError(
-                f"model.grad_clip must be > 0 or null (no clipping), got {grad_clip!r}"
-            )
-        if gp_weight < 0:
-            raise ConfigError(f"model.gp_weight must be >= 0, got {gp_weight!r}")
         self.automatic_optimization = False
-        self.monitor = monitor
         self.generator_ema: nn.Module | None = None
         self.verify_checkpoints = True  # check the weights' digest when loading a checkpoint
         # per-sample means over an epoch; NaN (samples where the metric is undefined) is skipped
+        self.quality_metrics = registry.keys(*self.metric_levels)  # names: the module pickles
         self.quality = nn.ModuleDict(
             {
                 stage: nn.ModuleDict(
@@ -145,11 +97,30 @@ class GANModule(pl.LightningModule):
             }
         )
 
+    def check_training_options(self) -> None:
+        """Check the options every stage shares, from the saved hyper-parameters (a stage's
+        constructor calls it after save_hyperparameters): lr, generator_lr, betas, n_critic,
+        gp_weight, gp_on, gp_every, ema_decay, grad_clip, lr_schedule, lr_final_fraction,
+        moving_threshold, monitor, monitor_mode."""
+        hp = self.hparams
+        check_choice("model.gp_on", hp.gp_on, GP_MODES)
+        check_choice("model.lr_schedule", hp.lr_schedule, LR_SCHEDULES)
+        check_number("model.lr_final_fraction", hp.lr_final_fraction, least=0.0, most=1.0)
+        check_int("model.gp_every", hp.gp_every)
+        check_choice("model.monitor_mode", hp.monitor_mode, ("min", "max"))
+        check_int("model.n_critic", hp.n_critic)
+        check_number("model.lr", hp.lr, above=0.0)
+        check_number("model.generator_lr", hp.generator_lr, above=0.0, null="= model.lr")
+        check_number("model.ema_decay", hp.ema_decay, above=0.0, below=1.0, null="no EMA")
+        check_number("model.grad_clip", hp.grad_clip, above=0.0, null="no clipping")
+        check_number("model.gp_weight", hp.gp_weight, least=0.0)
+        check_number("model.moving_threshold", hp.moving_threshold, least=0.0)
+
     # ------------------------------------------------------------------ subclass hooks
     def generator_inputs(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def generate(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Any:
+    def run_generator(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Any:
         raise NotImplementedError
 
     def critic_loss(self, inputs, output) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -158,7 +129,7 @@ class GANModule(pl.LightningModule):
     def generator_loss(self, inputs, output) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
-    def evaluate(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    def score_batch(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
     def select_sample(self, loader, max_frames: int) -> dict[str, torch.Tensor] | None:
@@ -177,6 +148,36 @@ class GANModule(pl.LightningModule):
         s0 and target structure clips [B,T,3,H,W] -> named clips [B,T,3,H,W] in [-1,1]
         ("forecast", and "refined" for a two-stage model). Uses the sampling generator(s)."""
         raise NotImplementedError
+
+    def batch_tensors(
+        self,
+        batch: Any,
+        images: tuple[str, ...],
+        clips: tuple[str, ...] = (),
+        layout: str = "[B,3,H,W] in [-1,1]",
+    ) -> dict[str, torch.Tensor]:
+        """The image [B,3,S,S] and clip [B,T,3,S,S] tensors of a batch (S = model.image_size),
+        checked: one clear error for a missing key or a wrong shape."""
+        keys = (*images, *clips)
+        is_mapping = isinstance(batch, Mapping)
+        missing = [k for k in keys if k not in batch] if is_mapping else list(keys)
+        if missing:
+            got = list(batch) if is_mapping else type(batch).__name__
+            raise ValueError(
+                f"{type(self).__name__} needs batches with keys {list(keys)} ({layout}); "
+                f"missing {missing}, got {got}"
+            )
+        size = self.hparams.image_size
+        for key in keys:
+            shape, clip = tuple(batch[key].shape), key in clips
+            if len(shape) != (5 if clip else 4) or shape[-3:] != (3, size, size):
+                wanted = (
+                    f"[B,T,3,{size},{size}] clips; use data.stage=refine"
+                    if clip
+                    else f"[B,3,{size},{size}]; set model.image_size to the data's image size"
+                )
+                raise ValueError(f"batch[{key!r}] has shape {shape} but the model expects {wanted}")
+        return {key: batch[key] for key in keys}
 
     # ------------------------------------------------------------------ EMA and sampling
     def init_ema(self) -> None:
@@ -228,7 +229,7 @@ class GANModule(pl.LightningModule):
 
         # one generator forward serves both steps; its graph is kept only when G trains now
         with torch.set_grad_enabled(generator_turn):
-            output = self.generate(inputs, self.generator)
+            output = self.run_generator(inputs, self.generator)
 
         with self.toggled_optimizer(critic_opt):
             d_loss, logs = self.critic_loss(inputs, output)
@@ -322,7 +323,7 @@ class GANModule(pl.LightningModule):
         self._log_quality("test")
 
     def _update_quality(self, stage: str, batch: Mapping[str, Any]) -> None:
-        for prefix, values in self.evaluate(self.generator_inputs(batch)).items():
+        for prefix, values in self.score_batch(self.generator_inputs(batch)).items():
             for name, per_sample in values.items():
                 self.quality[stage][prefix + name].update(per_sample)
 
@@ -331,11 +332,12 @@ class GANModule(pl.LightningModule):
         for name, metric in self.quality[stage].items():
             results[f"{stage}/{name}"] = metric.compute()  # synchronized across processes
             metric.reset()
-        for name in GAIN_METRICS:
-            if name in self.quality_metrics and "copy_" in self.candidates:
-                results[f"{stage}/{name}_gain"] = (
-                    results[f"{stage}/{name}"] - results[f"{stage}/copy_{name}"]
-                )
+        if "copy_" in self.candidates:
+            for metric in map(registry.get, self.quality_metrics):
+                if metric.gain:
+                    results[f"{stage}/{metric.key}_gain"] = metric.gain_over(
+                        results[f"{stage}/{metric.key}"], results[f"{stage}/copy_{metric.key}"]
+                    )
         self.log_dict(results, sync_dist=True)
 
     # ------------------------------------------------------------------ checkpoints
@@ -424,11 +426,6 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Mean of per-sample `values` [B] or [B,1] with per-sample `weights` [B]; 0 when all
     weights are 0."""
     return (values.flatten() * weights).sum() / weights.sum().clamp_min(1.0)
-
-
-def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key}={value!r} is invalid; valid values: {', '.join(choices)}")
 
 
 def _prefixed(prefix: str, logs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -21,18 +21,19 @@ turns) is then moved, not repainted through the decoder's blur.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
+from einops import rearrange, repeat
 from torch import nn
 
-from frgan.errors import ConfigError
 from frgan.models.blocks import UpBlock, conv3x3
 from frgan.models.encoder import Encoder
 from frgan.models.presets import Architecture, architecture
 from frgan.models.warp import warp
+from frgan.utils.checks import check_choice
 
 RESIDUALS = ("paint", "edit")
 # atanh of a source pixel at exactly ±1 is infinite: clamp it to ±(1 − 1e-3) first
@@ -60,10 +61,7 @@ def upsample_to(x: torch.Tensor, size: int) -> torch.Tensor:
 class Generator(nn.Module):
     def __init__(self, arch: Architecture, residual: str = "paint", warp: bool = False):
         super().__init__()
-        if residual not in RESIDUALS:
-            raise ConfigError(
-                f"model.residual={residual!r} is invalid; valid values: {', '.join(RESIDUALS)}"
-            )
+        check_choice("model.residual", residual, RESIDUALS)
         ch, levels = arch.channels, arch.levels
         self.arch = arch
         self.residual = residual
@@ -137,3 +135,27 @@ class Generator(nn.Module):
             h = h + torch.atanh(source.clamp(-_EDIT_LIMIT, _EDIT_LIMIT))
         residual = torch.tanh(h)
         return Forecast(composite(residual, mask, source), residual, mask, flow)
+
+
+def forecast_frames(
+    generator: Callable[..., Forecast],
+    x0: torch.Tensor,
+    s0: torch.Tensor,
+    structures: torch.Tensor,
+    chunk: int,
+) -> torch.Tensor:
+    """Every frame of structures [B,T,3,H,W] forecast independently from the source frames x0
+    [B,3,H,W] and their maps s0 by `generator`, `chunk` frames per call: [B,T,3,H,W]."""
+    frames = structures.shape[1]
+    targets = rearrange(structures, "b t c h w -> (b t) c h w")
+    sources = repeat(x0, "b c h w -> (b t) c h w", t=frames)
+    source_maps = repeat(s0, "b c h w -> (b t) c h w", t=frames)
+    forecast = torch.cat(
+        [
+            generator(
+                sources[i : i + chunk], source_maps[i : i + chunk], targets[i : i + chunk]
+            ).frame
+            for i in range(0, len(targets), chunk)
+        ]
+    )
+    return rearrange(forecast, "(b t) c h w -> b t c h w", t=frames)

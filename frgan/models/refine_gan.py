@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange, repeat
+from einops import repeat
 from torch import nn
 
 from frgan import metrics
@@ -30,17 +30,14 @@ from frgan.errors import ConfigError
 from frgan.models.clip_architecture import clip_architecture
 from frgan.models.clip_critic import ClipCritic
 from frgan.models.forecaster import build_forecaster, load_forecaster, resolve_forecast_ckpt
-from frgan.models.gan import (
-    GANModule,
-    check_choice,
-    retargeted_flags,
-    structure_identity,
-    weighted_mean,
-)
+from frgan.models.gan import GANModule, retargeted_flags, structure_identity, weighted_mean
+from frgan.models.generator import forecast_frames
 from frgan.models.refine_generator import OUTPUTS, Refined, RefineGenerator
+from frgan.utils.checks import check_choice, check_number
 from frgan.utils.media import side_by_side
 
-BATCH_KEYS = ("x0", "s0", "frames", "structures")
+IMAGE_KEYS, CLIP_KEYS = ("x0", "s0"), ("frames", "structures")
+BATCH_KEYS = (*IMAGE_KEYS, *CLIP_KEYS)
 ADVERSARIAL = ("wgan_gp", "ranking")
 MIN_FRAMES = 4
 FORECAST_CHUNK = 256  # frames per forecaster call
@@ -49,7 +46,7 @@ FORECAST_CHUNK = 256  # frames per forecaster call
 class RefineGAN(GANModule):
     data_stage = "refine"
     candidates = ("", "forecast_", "copy_")
-    quality_metrics = (*metrics.FRAME_METRICS, "temporal_error", "flicker")
+    metric_levels = (metrics.FRAME, metrics.CLIP)
     sample_columns = ("structure", "ground truth", "forecast", "refined")
 
     def __init__(
@@ -100,22 +97,9 @@ class RefineGAN(GANModule):
         gp_every, lr_schedule, lr_final_fraction, structure_mesh and the rest as in
             ForecastGAN; the forecaster must have been trained on the same structure mesh.
         """
-        super().__init__(
-            lr=lr,
-            betas=betas,
-            n_critic=n_critic,
-            gp_weight=gp_weight,
-            gp_on=gp_on,
-            ema_decay=ema_decay,
-            grad_clip=grad_clip,
-            moving_threshold=moving_threshold,
-            monitor=monitor,
-            monitor_mode=monitor_mode,
-            generator_lr=generator_lr,
-            gp_every=gp_every,
-            lr_schedule=lr_schedule,
-            lr_final_fraction=lr_final_fraction,
-        )
+        super().__init__()
+        self.save_hyperparameters()
+        self.check_training_options()
         check_choice("model.output", output, OUTPUTS)
         check_choice("model.adversarial", adversarial, ADVERSARIAL)
         if len(ranking_margins) != 2 or min(ranking_margins) < 0:
@@ -129,9 +113,7 @@ class RefineGAN(GANModule):
             ("temporal_weight", temporal_weight),
             ("mask_weight", mask_weight),
         ):
-            if value < 0:
-                raise ConfigError(f"model.{key} must be >= 0, got {value!r}")
-        self.save_hyperparameters()
+            check_number(f"model.{key}", value, least=0.0)
         arch = clip_architecture(preset, image_size)
         if forecaster is None:
             path = resolve_forecast_ckpt(forecast_ckpt, forecast_runs)
@@ -163,24 +145,10 @@ class RefineGAN(GANModule):
     @torch.no_grad()
     def forecast(self, x0: torch.Tensor, s0: torch.Tensor, structures: torch.Tensor):
         """Every frame of structures [B,T,3,H,W] forecast independently from x0 [B,3,H,W]."""
-        frames = structures.shape[1]
-        targets = rearrange(structures, "b t c h w -> (b t) c h w")
-        sources = repeat(x0, "b c h w -> (b t) c h w", t=frames)
-        source_maps = repeat(s0, "b c h w -> (b t) c h w", t=frames)
-        forecast = torch.cat(
-            [
-                self.forecaster(
-                    sources[i : i + FORECAST_CHUNK],
-                    source_maps[i : i + FORECAST_CHUNK],
-                    targets[i : i + FORECAST_CHUNK],
-                ).frame
-                for i in range(0, len(targets), FORECAST_CHUNK)
-            ]
-        )
-        return rearrange(forecast, "(b t) c h w -> b t c h w", t=frames)
+        return forecast_frames(self.forecaster, x0, s0, structures, FORECAST_CHUNK)
 
     # ------------------------------------------------------------------ losses
-    def generate(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Refined:
+    def run_generator(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Refined:
         return generator(inputs["forecast"], inputs["structures"], inputs["x0"])
 
     def critic_loss(self, inputs, output: Refined):
@@ -221,62 +189,36 @@ class RefineGAN(GANModule):
         """The batch's tensors, checked, plus the forecast clip; "paired" [B] is 0 for
         retargeted clips (their frames are not pictures of their structures: they train
         only through the critic, as fakes)."""
-        missing = (
-            [k for k in BATCH_KEYS if k not in batch]
-            if isinstance(batch, Mapping)
-            else list(BATCH_KEYS)
+        inputs = self.batch_tensors(
+            batch,
+            IMAGE_KEYS,
+            CLIP_KEYS,
+            "x0, s0 [B,3,H,W], frames, structures [B,T,3,H,W]; data.stage=refine",
         )
-        if missing:
-            got = list(batch) if isinstance(batch, Mapping) else type(batch).__name__
-            raise ValueError(
-                f"RefineGAN needs batches with keys {list(BATCH_KEYS)} (x0, s0 [B,3,H,W], "
-                f"frames, structures [B,T,3,H,W]; data.stage=refine); missing {missing}, "
-                f"got {got}"
-            )
-        size = self.hparams.image_size
-        for key in ("x0", "s0"):
-            if tuple(batch[key].shape[1:]) != (3, size, size) or batch[key].ndim != 4:
+        for key in CLIP_KEYS:
+            if batch[key].shape[1] < MIN_FRAMES:
                 raise ValueError(
-                    f"batch[{key!r}] has shape {tuple(batch[key].shape)} but the model expects "
-                    f"[B,3,{size},{size}]; set model.image_size to the data's image size"
+                    f"batch[{key!r}] has {batch[key].shape[1]} frames; the refine stage needs "
+                    f"clips of >= {MIN_FRAMES} frames: set data.clip_length >= {MIN_FRAMES}"
                 )
-        for key in ("frames", "structures"):
-            clip = batch[key]
-            if clip.ndim != 5 or tuple(clip.shape[2:]) != (3, size, size):
-                raise ValueError(
-                    f"batch[{key!r}] has shape {tuple(clip.shape)} but the model expects "
-                    f"[B,T,3,{size},{size}] clips; use data.stage=refine"
-                )
-            if clip.shape[1] < MIN_FRAMES:
-                raise ValueError(
-                    f"batch[{key!r}] has {clip.shape[1]} frames; the refine stage needs clips "
-                    f"of >= {MIN_FRAMES} frames: set data.clip_length >= {MIN_FRAMES}"
-                )
-        inputs = {key: batch[key] for key in BATCH_KEYS}
+        if "landmarks" in batch:
+            inputs["landmarks"] = batch["landmarks"]
         inputs["forecast"] = self.forecast(batch["x0"], batch["s0"], batch["structures"])
         inputs["paired"] = (~retargeted_flags(batch, batch["x0"])).to(batch["x0"].dtype)
         return inputs
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
-        """Per-frame PSNR/SSIM (full and moving region, source = x0; NaN where nothing moves)
-        and per-clip temporal error and flicker of the refined clip, the forecast and
-        copying the first frame."""
+    def score_batch(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+        """Every frame metric (source = x0; NaN where nothing moves) and clip metric of the
+        refined clip, the forecast and copying the first frame."""
         x0, frames = inputs["x0"], inputs["frames"]
-        refined = self.generate(inputs, self.sampling_generator).clip
+        refined = self.run_generator(inputs, self.sampling_generator).clip
         copy = repeat(x0, "b c h w -> b t c h w", t=frames.shape[1])
-        threshold = self.hparams.moving_threshold
-        sources = rearrange(copy, "b t c h w -> (b t) c h w")
-        targets = rearrange(frames, "b t c h w -> (b t) c h w")
-        results = {}
-        for prefix, clip in (("", refined), ("forecast_", inputs["forecast"]), ("copy_", copy)):
-            flat = rearrange(clip, "b t c h w -> (b t) c h w")
-            results[prefix] = {
-                **metrics.frame_quality(flat, targets, sources, threshold),
-                "temporal_error": metrics.temporal_error(clip, frames),
-                "flicker": metrics.flicker(clip, frames, threshold),
-            }
-        return results
+        threshold, landmarks = self.hparams.moving_threshold, inputs.get("landmarks")
+        return {
+            prefix: metrics.score_clip(clip, frames, x0, threshold, landmarks)
+            for prefix, clip in (("", refined), ("forecast_", inputs["forecast"]), ("copy_", copy))
+        }
 
     def select_sample(self, loader, max_frames: int) -> dict[str, torch.Tensor] | None:
         """The first clip of the loader, cut to max_frames."""

@@ -33,6 +33,7 @@ from frgan.errors import ConfigError
 from frgan.models.blocks3d import DecoderLevel, DownConv3d, EncoderLevel, conv3d
 from frgan.models.clip_architecture import ClipArchitecture, clip_architecture
 from frgan.models.generator import composite
+from frgan.utils.checks import check_choice
 
 OUTPUTS = ("mask", "additive")
 MASK_BIAS = -4.0  # sigmoid(-4) = 0.018: the refiner starts by keeping the forecast
@@ -49,8 +50,7 @@ class RefineGenerator(nn.Module):
         self, arch: ClipArchitecture, output: str = "mask", smoothing: float | None = None
     ):
         super().__init__()
-        if output not in OUTPUTS:
-            raise ValueError(f"model.output={output!r} is invalid; valid values: mask, additive")
+        check_choice("model.output", output, OUTPUTS)
         if smoothing is not None and not 0.0 <= smoothing <= 1.0:
             raise ConfigError(
                 f"model.forecast_smoothing must be in [0, 1] or null, got {smoothing!r}"

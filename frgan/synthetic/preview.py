@@ -9,7 +9,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from frgan.synthetic.writer import CARD_NAME, GROUND_TRUTH_NAME
+from frgan.synthetic.files import (
+    CARD_NAME,
+    FRAME_GLOB,
+    GROUND_TRUTH_NAME,
+    frame_name,
+    take_name,
+)
 from frgan.utils.media import caption, write_gif, write_image
 
 MAX_SHEET_SUBJECTS = 24
@@ -30,12 +36,12 @@ def contact_sheet(root: Path, subjects: list, expressions: list) -> np.ndarray:
     for subject in subjects:
         cells = []
         for index, expression in enumerate(expressions):
-            take = root / subject / expression / "take000"
+            take = root / subject / expression / take_name(0)
             with np.load(take / GROUND_TRUTH_NAME) as truth:
                 apex = int(truth["apex_frame"])
             if index == 0:
-                cells.append(_read_rgb(take / "img_0000.jpg"))
-            cells.append(_read_rgb(take / f"img_{apex:04d}.jpg"))
+                cells.append(_read_rgb(take / frame_name(0)))
+            cells.append(_read_rgb(take / frame_name(apex)))
         rows.append(np.concatenate(cells, 1))
     size = rows[0].shape[0]
     header = np.concatenate([caption(name, size) for name in ["neutral", *expressions]], 1)
@@ -46,8 +52,8 @@ def expression_gif_frames(root: Path, subjects: list, expression: str) -> list:
     """Frames of a 2-row grid of subjects playing take000; shorter takes hold their last frame."""
     clips = []
     for subject in subjects:
-        take = root / subject / expression / "take000"
-        clips.append([_read_rgb(p) for p in sorted(take.glob("img_*.jpg"))])
+        take = root / subject / expression / take_name(0)
+        clips.append([_read_rgb(p) for p in sorted(take.glob(FRAME_GLOB))])
     length = max(len(c) for c in clips)
     columns = -(-len(clips) // 2) if len(clips) > 1 else 1
     blank = np.zeros_like(clips[0][0])

@@ -1,8 +1,5 @@
-"""Write the synthetic set in MUG's layout: validation, resume, atomic takes, dataset card.
-
-    <root>/s001/happiness/take000/img_0000.jpg ... + ground_truth.npz
-    <root>/dataset_card.json           (written last: its presence means "complete")
-    <root>/.synth_in_progress.json     (while generating: the config, for resuming)
+"""Write the synthetic set in MUG's layout (frgan/synthetic/files.py): validation, resume,
+atomic takes, dataset card.
 
 A take is built in a hidden sibling folder and renamed into place once its images and
 ground_truth.npz are written, so a take folder that exists is complete; an interrupted
@@ -32,15 +29,23 @@ from rich.progress import (
 
 from frgan.errors import ConfigError
 from frgan.synthetic.expressions import ACTION_UNITS, EXPRESSION_ACTION_UNITS, EXPRESSIONS
+from frgan.synthetic.files import (
+    CARD_NAME,
+    FRAME_GLOB,
+    GROUND_TRUTH_NAME,
+    IN_PROGRESS_NAME,
+    LAYOUT,
+    frame_name,
+    take_name,
+)
 from frgan.synthetic.head import IDENTITY_NAMES
+from frgan.synthetic.preview import write_preview
 from frgan.synthetic.take_video import head_and_basis, render_take
 from frgan.synthetic.takes import POSE_NAMES
+from frgan.utils.checks import check_int
 from frgan.utils.files import write_json_atomic
 
 GENERATOR_VERSION = "1.1"  # 1.1: landmarks_468 in ground_truth.npz
-CARD_NAME = "dataset_card.json"
-IN_PROGRESS_NAME = ".synth_in_progress.json"
-GROUND_TRUTH_NAME = "ground_truth.npz"
 MIN_IMAGE_SIZE = 32
 JPEG_QUALITY = 95
 
@@ -66,10 +71,7 @@ def validate_config(**options) -> SynthConfig:
     """Check every option before any work; one ConfigError naming the bad key otherwise."""
 
     def integer(name, minimum):
-        value = options[name]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise ConfigError(f"synth option {name} must be an integer >= {minimum}, got {value!r}")
-        return int(value)
+        return check_int(f"synth option {name}", options[name], minimum)
 
     subjects = integer("subjects", 1)
     takes = integer("takes_per_expression", 1)
@@ -118,7 +120,7 @@ def config_record(config: SynthConfig) -> dict:
 
 
 def take_dir(root: Path, config: SynthConfig, subject: int, expression: str, take: int) -> Path:
-    return root / config.subject_name(subject) / expression / f"take{take:03d}"
+    return root / config.subject_name(subject) / expression / take_name(take)
 
 
 def write_take(root: Path, config: SynthConfig, subject: int, expression: str, take: int) -> int:
@@ -141,8 +143,8 @@ def write_take(root: Path, config: SynthConfig, subject: int, expression: str, t
             ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
         )
         if not ok:
-            raise RuntimeError(f"JPEG encoding failed for {final}/img_{index:04d}.jpg")
-        (staging / f"img_{index:04d}.jpg").write_bytes(encoded.tobytes())
+            raise RuntimeError(f"JPEG encoding failed for {final}/{frame_name(index)}")
+        (staging / frame_name(index)).write_bytes(encoded.tobytes())
     arrays = dict(
         landmarks=result.landmarks,
         landmarks_468=result.landmarks_468,
@@ -241,7 +243,7 @@ def dataset_card(root: Path, config: SynthConfig, frames: int) -> dict:
         },
         "subjects": [config.subject_name(s) for s in range(config.subjects)],
         "expressions": list(config.expressions),
-        "layout": "<root>/<subject>/<expression>/take<NNN>/img_<NNNN>.jpg + ground_truth.npz",
+        "layout": LAYOUT,
         "ground_truth": {
             "landmarks": "float32 [T,68,3] image pixels (x right, y down), z depth in pixels, smaller z nearer",
             "landmarks_468": "float32 [T,468,3] the same in MediaPipe Face Mesh's 468-point topology",
@@ -258,7 +260,7 @@ def dataset_card(root: Path, config: SynthConfig, frames: int) -> dict:
 
 
 def count_frames(root: Path, config: SynthConfig, takes) -> int:
-    return sum(len(list(take_dir(root, config, *t).glob("img_*.jpg"))) for t in takes)
+    return sum(len(list(take_dir(root, config, *t).glob(FRAME_GLOB))) for t in takes)
 
 
 def generate_dataset(
@@ -319,8 +321,6 @@ def generate_dataset(
         (root / IN_PROGRESS_NAME).unlink(missing_ok=True)
     preview_files = []
     if preview:
-        from frgan.synthetic.preview import write_preview
-
         preview_files = [str(p) for p in write_preview(root)]
     return {
         "root": str(root),

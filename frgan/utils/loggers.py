@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,14 @@ def resume_wandb_run(logger_cfg: DictConfig | None, run_folders: list[Path]) -> 
                     wandb_cfg.resume = "allow"
                 log.info("continuing wandb run %s (recorded in %s)", run_id, id_file)
                 return
+
+
+def finish_loggers() -> None:
+    """Close the wandb run, so the next job of a multirun or stage of a pipeline starts a new
+    one (only where a wandb logger imported wandb: a run logging elsewhere needs none installed)."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
 
 
 def record_wandb_run(loggers: list[Logger], run_dir: Path) -> None:

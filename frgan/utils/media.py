@@ -17,7 +17,6 @@ from PIL import Image
 
 from frgan.utils.files import atomic_path
 
-VIDEO_SUFFIXES = (".gif", ".mp4")
 CAPTION_HEIGHT = 16  # pixels of a caption strip
 
 
@@ -80,16 +79,6 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 8.0) -> Path:
             tmp, frames, plugin="pyav", codec="libx264", fps=fps, out_pixel_format="yuv420p"
         )
     return path
-
-
-def write_video(path: str | Path, frames: np.ndarray, fps: float = 8.0) -> Path:
-    """GIF or MP4, chosen by the suffix of `path`."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".gif":
-        return write_gif(path, frames, fps)
-    if suffix == ".mp4":
-        return write_mp4(path, frames, fps)
-    raise ValueError(f"{path}: unsupported video format; use one of {', '.join(VIDEO_SUFFIXES)}")
 
 
 def _check_frames(frames: np.ndarray, ndim: int) -> np.ndarray:
