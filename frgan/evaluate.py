@@ -281,7 +281,7 @@ def _positive_int(key: str, value: Any, least: int = 1) -> int:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate.yaml")
-@report_user_errors
+@report_user_errors(stop_hint="no report was written; run it again")
 def main(cfg: DictConfig) -> None:
     payload = evaluate(cfg)
     out_dir = Path(cfg.paths.output_dir).resolve()

@@ -47,6 +47,7 @@ from frgan.utils.files import (
     reporting_unwritable,
     write_json_atomic,
 )
+from frgan.utils.stops import exit_quietly_on_stop
 
 SUPPORTED_IMAGE_SIZES = (64, 96, 128)
 PARTS_DIR = "parts"
@@ -319,6 +320,7 @@ _WORKER_PROCESSOR: TakeProcessor | None = None  # one per pool process (holds th
 
 def _init_worker(settings: PrepareSettings) -> None:
     global _WORKER_PROCESSOR
+    exit_quietly_on_stop()
     _WORKER_PROCESSOR = TakeProcessor(settings)
 
 
