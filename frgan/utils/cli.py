@@ -145,9 +145,11 @@ def report_user_errors(
             try:
                 return task(*args, **kwargs)
             except BaseException as exc:
-                # an error after a stop signal (e.g. a worker killed by it) is the stop
+                # an error after a stop signal (e.g. a worker killed by it) is the stop;
+                # an exit with a status is not (Lightning's SIGTERMException exits without one)
                 signum = stop_signal_of(exc) or stop.signum
-                if signum is not None and not isinstance(exc, SystemExit) and not _debugging():
+                exiting = isinstance(exc, SystemExit) and exc.code is not None
+                if signum is not None and not exiting and not _debugging():
                     hint = stop_hint(*args, **kwargs) if callable(stop_hint) else stop_hint
                     report_stop(signum, hint)
                 if not isinstance(exc, Exception):
