@@ -174,3 +174,51 @@ def test_a_run_killed_by_sigkill_resumes_exactly(tiny_data_dir, tmp_path):
 
     assert_same_weights(final(killed_dir), final(tmp_path / "whole"))
     assert logged(killed_dir) == logged(tmp_path / "whole")
+
+
+def test_the_sampler_skips_by_index_and_keeps_every_samples_seed():
+    from frgan.data.resumable import ResumableSampler
+
+    sampler = ResumableSampler(range(10), num_replicas=1, rank=0, seed=3)
+    sampler.start_pass(epoch=2, skip=0)
+    whole = list(sampler)
+    sampler.start_pass(epoch=2, skip=4)
+    assert list(sampler) == whole[4:]
+    sampler.start_pass(epoch=3, skip=0)
+    assert list(sampler) != whole, "each epoch has its own order and draws"
+    sampler.set_epoch(7)  # Lightning's call: the loader decides the epoch
+    assert sampler.epoch == 3
+
+
+def test_a_stream_stopped_mid_epoch_resumes_only_with_as_many_workers():
+    from torch.utils.data import IterableDataset
+
+    from frgan.data.resumable import ResumableLoader
+
+    class Stream(IterableDataset):
+        def resume(self, epoch, batches, batch_size):
+            self.position = (epoch, batches, batch_size)
+
+        def __iter__(self):
+            return iter([])
+
+    loader = ResumableLoader(Stream(), batch_size=2, progress=lambda: (0, 1))
+    with pytest.raises(ValueError, match="data.num_workers=2"):
+        loader.load_state_dict({"epoch": 1, "batches": 3, "readers": 2})
+    loader.load_state_dict({"epoch": 1, "batches": 3, "readers": 1})
+    assert loader.dataset.position == (1, 3, 2)
+
+
+def test_random_states_survive_a_weights_only_checkpoint(tmp_path):
+    import random
+
+    import numpy as np
+
+    from frgan.utils.random_state import random_states, set_random_states
+
+    torch.save({"states": random_states()}, tmp_path / "states.pt")
+    expected = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
+    set_random_states(torch.load(tmp_path / "states.pt", weights_only=True)["states"])
+    drawn = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
+    assert torch.equal(drawn[0], expected[0])
+    assert np.array_equal(drawn[1], expected[1]) and drawn[2] == expected[2]

@@ -86,13 +86,13 @@ class StreamingSamples(IterableDataset):
         )
         self.retarget, self.driver_capacity = retarget, driver_capacity
         self.passes = 0  # iterations started (epochs); each worker counts its own
-        self.resume_at: tuple[int, int, int] | None = None  # see `resume`
+        self.resume_at: tuple[int, int] | None = None  # see `resume`
 
-    def resume(self, epoch: int, batches: int, batch_size: int, num_workers: int) -> None:
-        """Start the next iteration at epoch `epoch` after its first `batches` batches, as a
-        DataLoader of `batch_size` with `num_workers` readers delivered them."""
+    def resume(self, epoch: int, batches: int, batch_size: int) -> None:
+        """Start the next iteration at epoch `epoch` after its first `batches` batches of
+        `batch_size`, as the DataLoader delivered them (from the same number of workers)."""
         self.passes = epoch
-        self.resume_at = (batches, batch_size, num_workers)
+        self.resume_at = (batches, batch_size)
 
     def _expand(self, takes, seed: int):
         drivers = DriverBank()  # recent takes of other subjects drive the retargeting augmentation
@@ -119,12 +119,7 @@ class StreamingSamples(IterableDataset):
             # batch b of the epoch came from worker b % workers. After `batches` batches the
             # next one is the turn of worker `batches % workers`, so this worker plays that
             # part (reads its shards, draws its seeds) and skips what it had delivered.
-            batches, batch_size, resumed_workers = self.resume_at
-            if resumed_workers != workers:
-                raise ValueError(
-                    f"resuming a stream read by {resumed_workers} workers with {workers}; "
-                    "keep data.num_workers as it was"
-                )
+            batches, batch_size = self.resume_at
             worker = (worker + batches) % workers
             skip_samples = len(range(worker, batches, workers)) * batch_size
             self.resume_at = None

@@ -82,13 +82,21 @@ class ResumableLoader(DataLoader):
         done, per_epoch = self.progress()
         epoch = max(self.passes - 1, 0)
         if done >= per_epoch:
-            return {"epoch": epoch + 1, "batches": 0}
-        return {"epoch": epoch, "batches": done}
+            epoch, done = epoch + 1, 0
+        return {"epoch": epoch, "batches": done, "readers": max(1, self.num_workers)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         epoch, batches = int(state["epoch"]), int(state["batches"])
         self.passes, self.skip_batches = epoch, batches
         resume_stream = getattr(self.dataset, "resume", None)
-        if resume_stream is not None:
-            # the stream runs in the workers: they take its position when they start
-            resume_stream(epoch, batches, self.batch_size, max(1, self.num_workers))
+        if resume_stream is None:
+            return
+        readers = max(1, self.num_workers)
+        if batches and state.get("readers", readers) != readers:
+            raise ValueError(
+                f"the checkpoint stopped mid-epoch in a stream read by {state['readers']} "
+                f"DataLoader readers; resume it with data.num_workers="
+                f"{state['readers'] if state['readers'] > 1 else 0} (now {self.num_workers})"
+            )
+        # the stream runs in the workers: they take its position when they start
+        resume_stream(epoch, batches, self.batch_size)
