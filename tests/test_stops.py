@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY_DATA, TINY_RUN
+from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = Path(__file__).resolve().parent / "phase_marker.py"
@@ -124,6 +125,8 @@ def finished_run(tiny_data_dir, tmp_path_factory) -> Path:
     )
     _, objects = train(cfg)
     objects["trainer"].save_checkpoint(run / "checkpoints" / "last.ckpt")
+    (run / ".hydra").mkdir()
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
     return run
 
 
@@ -144,3 +147,21 @@ def test_a_stop_sent_to_the_process_group_ends_evaluate_cleanly(
     status = stop_group(process, signal.SIGTERM)
     assert_clean_stop(status, log, signal.SIGTERM, "no report was written; run it again")
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_a_stop_sent_to_the_process_group_ends_generate_cleanly(
+    tiny_data_dir, finished_run, tmp_path
+):
+    take = sorted(p for p in (tiny_data_dir / "synthetic" / "raw").glob("s*/*/take*"))[0]
+    log = tmp_path / "out.log"
+    args = [
+        sys.executable, "-m", "frgan.generate", "progress=false", f"ckpt={finished_run}",
+        f"source={take / 'img_0000.jpg'}", f"driver={take}", f"out={tmp_path / 'out'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    process = start(args, log)
+    wait_for(tmp_path / "run" / ".hydra" / "config.yaml", process)
+    time.sleep(0.5)
+    status = stop_group(process, signal.SIGTERM)
+    assert_clean_stop(status, log, signal.SIGTERM, "")

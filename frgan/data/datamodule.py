@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning import LightningDataModule
+from pytorch_lightning.utilities.combined_loader import _shutdown_workers_and_reset_iterator
 from rich.console import Console
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
@@ -210,6 +211,7 @@ class FRGANDataModule(LightningDataModule):
         self.resolved_mode: str | None = None
         self.datasets: dict = {}
         self._train_loader: ResumableLoader | None = None
+        self._evaluation_loaders: list[DataLoader] = []
         self._train_loader_state: dict | None = None  # from a checkpoint, for the next loader
 
     # ---------------------------------------------------------------- preparation
@@ -397,7 +399,9 @@ class FRGANDataModule(LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed),
         )
         if split != "train":
-            return DataLoader(dataset, **options)
+            loader = DataLoader(dataset, **options)
+            self._evaluation_loaders.append(loader)
+            return loader
         world, rank = self._world()
         sampler = (
             ResumableSampler(dataset, num_replicas=world, rank=rank, seed=self.seed)
@@ -427,6 +431,14 @@ class FRGANDataModule(LightningDataModule):
 
     def load_state_dict(self, state: dict) -> None:
         self._train_loader_state = state.get("train_loader")
+
+    def on_exception(self, exception: BaseException) -> None:
+        """End the workers of every loader (they ignore stop signals): Lightning shuts down
+        only the loader of the loop that was stopped, and an interpreter exiting with workers
+        that ignore SIGTERM would wait for them forever."""
+        for loader in [self._train_loader, *self._evaluation_loaders]:
+            if loader is not None:
+                _shutdown_workers_and_reset_iterator(loader)
 
     def _epoch_progress(self) -> tuple[int, int | float]:
         """(training batches done in this epoch, batches in an epoch), Lightning's count."""
