@@ -30,7 +30,7 @@ from omegaconf.errors import OmegaConfBaseException
 from torch.multiprocessing import ProcessRaisedException
 
 from frgan.errors import FRGANError
-from frgan.utils.stops import stop_on_signals, stop_signal_of
+from frgan.utils.stops import end_daemon_workers, stop_on_signals, stop_signal_of
 
 log = logging.getLogger("frgan")
 
@@ -145,6 +145,7 @@ def report_user_errors(
             try:
                 return task(*args, **kwargs)
             except BaseException as exc:
+                end_daemon_workers()
                 # an error after a stop signal (e.g. a worker killed by it) is the stop;
                 # an exit with a status is not (Lightning's SIGTERMException exits without one)
                 signum = stop_signal_of(exc) or stop.signum

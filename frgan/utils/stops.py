@@ -89,3 +89,17 @@ def exit_quietly_on_stop() -> None:
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, leave)
+
+
+def end_daemon_workers() -> None:
+    """Kill the daemonic worker processes still running (DataLoader and pool workers) before
+    the interpreter exits on an error or a stop: they ignore SIGTERM, which is all that
+    multiprocessing sends them at exit before it waits for them."""
+    import multiprocessing
+
+    # torch reports a worker's end as an error from its SIGCHLD handler
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for child in multiprocessing.active_children():
+        if child.daemon:
+            child.kill()
+            child.join(timeout=10)
