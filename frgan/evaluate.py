@@ -304,7 +304,7 @@ def _sample_grid(samples: list[dict[str, torch.Tensor]], count: int) -> torch.Te
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate.yaml")
-@report_user_errors
+@report_user_errors(stop_hint="no report was written; run it again")
 def main(cfg: DictConfig) -> None:
     payload = evaluate(cfg)
     out_dir = Path(cfg.paths.output_dir).resolve()

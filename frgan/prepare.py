@@ -18,7 +18,7 @@ from frgan.utils.cli import report_user_errors, run_hydra_app
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="prepare.yaml")
-@report_user_errors
+@report_user_errors(stop_hint="run the same command again to resume: finished shards are kept")
 def main(cfg: DictConfig) -> None:
     datamodule = hydra.utils.instantiate(cfg.data)
     manifest = datamodule.build_shards()

@@ -30,7 +30,7 @@ OPTIONS = (
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="synth.yaml")
-@report_user_errors
+@report_user_errors(stop_hint="run the same command again to resume: finished takes are kept")
 def main(cfg: DictConfig) -> dict:
     from frgan.synthetic import generate_dataset
 

@@ -9,7 +9,6 @@ python -m frgan.train experiment=two_stage         # forecast, then refine (frga
 from __future__ import annotations
 
 import logging
-import signal
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
@@ -20,7 +19,6 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from frgan.errors import ConfigError
 from frgan.sweeps import run_job
@@ -128,8 +126,14 @@ def _as_floats(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, torch.Tensor))}
 
 
+def resume_hint(cfg: DictConfig) -> str:
+    if cfg.get("two_stage"):
+        return "run the same command again to resume (a finished stage is kept)"
+    return "resume with ckpt_path=last"
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
-@report_user_errors
+@report_user_errors(stop_hint=resume_hint)
 def main(cfg: DictConfig) -> float | None:
     # one job of a sweep (-m) records its result or its error, and the sweep goes on
     return run_job(cfg, fit_and_report)
@@ -142,10 +146,6 @@ def fit_and_report(cfg: DictConfig) -> dict[str, float]:
             metrics, objects = run_two_stage(cfg, overrides, train)
         else:
             metrics, objects = train(cfg)
-    except SIGTERMException:
-        # Lightning exits with status 0 on SIGTERM; a scheduler must see that the job did not finish
-        log.warning("stopped by SIGTERM; resume with ckpt_path=last")
-        raise SystemExit(128 + signal.SIGTERM) from None
     finally:
         finish_loggers()
     if "trainer" not in objects or objects["trainer"].is_global_zero:

@@ -20,6 +20,7 @@ import pytest
 import torch
 from conftest import TINY_DATA, TINY_RUN
 
+from frgan.utils.checkpoint_io import read_checkpoint
 from frgan.utils.cli import EXIT_JOB_LOST, run_hydra_app
 from frgan.utils.ranks import RANK_VARIABLES, RankZeroFileHandler, rank_zero_only
 
@@ -196,7 +197,7 @@ def _metric_rows(run_dir: Path) -> list[dict[str, str]]:
 
 
 def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
-    return torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    return read_checkpoint(checkpoint)["state_dict"]
 
 
 def _wait_for(path: Path, processes: list[subprocess.Popen], timeout: float = RUN_TIMEOUT):
@@ -260,7 +261,7 @@ def test_torchrun_two_nodes_killed_then_resumed(tiny_data_dir, tmp_path):
         _wait_for(last, nodes.agents)
     finally:
         nodes.kill()  # both nodes lost at once, no time to save anything
-    saved = torch.load(last, map_location="cpu", weights_only=False)
+    saved = read_checkpoint(last)
     assert 0 < saved["global_step"] < 40 * 3 * 2, "last.ckpt was written mid-run"
 
     until = f"trainer.max_epochs={saved['epoch'] + 2}"
@@ -270,7 +271,7 @@ def test_torchrun_two_nodes_killed_then_resumed(tiny_data_dir, tmp_path):
     statuses = resumed.wait()
     outputs = resumed.outputs()
     assert statuses == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
-    final = torch.load(last, map_location="cpu", weights_only=False)
+    final = read_checkpoint(last)
     assert final["global_step"] > saved["global_step"]
     assert final["epoch"] == saved["epoch"] + 1
     assert "Run folder:" in "".join(outputs)
@@ -330,7 +331,7 @@ def test_submitit_local_sweep_killed_then_resumed_through_fit_and_test(tiny_data
     errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "ckpt_path=auto" in errors[0], stderr[-3000:]
     assert "Traceback" not in stderr
-    saved = torch.load(last, map_location="cpu", weights_only=False)
+    saved = read_checkpoint(last)
 
     until = f"trainer.max_epochs={saved['epoch'] + 2}"
     finish = subprocess.run(
@@ -344,7 +345,7 @@ def test_submitit_local_sweep_killed_then_resumed_through_fit_and_test(tiny_data
     assert finish.returncode == 0, finish.stderr[-3000:]
     summary = (sweep_dir / "summary.md").read_text()
     assert summary.count("| ok |") == 1, summary
-    resumed = torch.load(last, map_location="cpu", weights_only=False)
+    resumed = read_checkpoint(last)
     assert resumed["global_step"] > saved["global_step"]
     assert resumed["epoch"] == saved["epoch"] + 1
     job_dir = sweep_dir / "0"

@@ -10,12 +10,14 @@ mode=auto picks memory when the decoded frames fit in `memory_limit_gb`.
 
 from __future__ import annotations
 
+import itertools
 from functools import partial
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning import LightningDataModule
+from pytorch_lightning.utilities.combined_loader import _shutdown_workers_and_reset_iterator
 from rich.console import Console
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
@@ -27,6 +29,7 @@ from frgan.data.prepare import (
     check_same_settings,
     prepare_dataset,
 )
+from frgan.data.resumable import ResumableLoader, ResumableSampler
 from frgan.data.shards import (
     is_remote,
     load_manifest,
@@ -40,6 +43,7 @@ from frgan.data.topology import check_source
 from frgan.data.topology import structure_mesh as structure_mesh_named
 from frgan.utils.checks import check_choice, check_int, check_number
 from frgan.utils.files import reporting_unwritable
+from frgan.utils.stops import ignore_stop_signals
 
 STAGES = ("forecast", "refine")
 MODES = ("auto", "memory", "stream")
@@ -83,41 +87,63 @@ class StreamingSamples(IterableDataset):
             seed,
         )
         self.retarget, self.driver_capacity = retarget, driver_capacity
-        self.epoch = 0
+        self.passes = 0  # iterations started (epochs); each worker counts its own
+        self.resume_at: tuple[int, int] | None = None  # see `resume`
 
-    def _expand(self, takes):
+    def resume(self, epoch: int, batches: int, batch_size: int) -> None:
+        """Start the next iteration at epoch `epoch` after its first `batches` batches of
+        `batch_size`, as the DataLoader delivered them (from the same number of workers)."""
+        self.passes = epoch
+        self.resume_at = (batches, batch_size)
+
+    def _expand(self, takes, seed: int):
         drivers = DriverBank()  # recent takes of other subjects drive the retargeting augmentation
+        seeds = torch.Generator().manual_seed(seed)
         for take in takes:
             dataset = self.make_samples([take], drivers=drivers)
-            yield from dataset.__getitems__(range(len(dataset)))
+            draws = torch.randint(2**62, (len(dataset),), generator=seeds).tolist()
+            yield from dataset.__getitems__(list(zip(range(len(dataset)), draws, strict=True)))
             if self.retarget:
                 drivers.add(take, self.driver_capacity)
 
     def __iter__(self):
         # Training: every rank reads its own shards, round and round, and stops after the same
-        # number of samples, so that DDP ranks run the same number of steps; the shuffles are
-        # seeded by (seed, epoch, rank, worker), so epochs differ yet runs repeat.
+        # number of samples, so that DDP ranks run the same number of steps; the shuffles and
+        # draws are seeded by (seed, epoch, rank, worker), so epochs differ yet runs repeat.
         # Validation and test: every rank reads every shard (uneven splits would stall DDP).
-        self.epoch += 1
+        epoch, self.passes = self.passes, self.passes + 1
         rank, world_size = (self.rank, self.world_size) if self.train else (0, 1)
-        worker = get_worker_info()
-        seed = hash((self.seed, self.epoch, rank, worker.id if worker else 0))
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        skip_samples = 0
+        if self.resume_at is not None:
+            # The DataLoader takes batches from its workers in turn, starting with worker 0;
+            # batch b of the epoch came from worker b % workers. After `batches` batches the
+            # next one is the turn of worker `batches % workers`, so this worker plays that
+            # part (reads its shards, draws its seeds) and skips what it had delivered.
+            batches, batch_size = self.resume_at
+            worker = (worker + batches) % workers
+            skip_samples = len(range(worker, batches, workers)) * batch_size
+            self.resume_at = None
+        seed = hash((self.seed, epoch + 1, rank, worker))
         pipeline = take_stream(
             self.urls,
             records=self.records,
             tolerate_short=self.tolerate_short,
             rank=rank,
             world_size=world_size,
+            worker=worker,
+            workers=workers,
             shuffle_shards=self.train,
             seed=seed,
         )
-        pipeline = pipeline.compose(self._expand)
+        pipeline = pipeline.compose(partial(self._expand, seed=seed))
         if self.train:
             import webdataset as wds
 
             pipeline = pipeline.compose(wds.filters.shuffle(self.shuffle_buffer, seed=seed))
             pipeline = pipeline.with_epoch(self.samples_per_worker)
-        return iter(pipeline)
+        return itertools.islice(iter(pipeline), skip_samples, None)
 
 
 class FRGANDataModule(LightningDataModule):
@@ -181,6 +207,9 @@ class FRGANDataModule(LightningDataModule):
         self.manifest: dict | None = None
         self.resolved_mode: str | None = None
         self.datasets: dict = {}
+        self._train_loader: ResumableLoader | None = None
+        self._evaluation_loaders: list[DataLoader] = []
+        self._train_loader_state: dict | None = None  # from a checkpoint, for the next loader
 
     # ---------------------------------------------------------------- preparation
 
@@ -356,16 +385,62 @@ class FRGANDataModule(LightningDataModule):
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
         dataset = self.datasets[split]
         map_style = not isinstance(dataset, IterableDataset)
-        train = split == "train"
-        return DataLoader(
-            dataset,
+        options = dict(
             batch_size=self.per_process_batch_size(),
-            shuffle=train and map_style,
-            drop_last=train and map_style and len(dataset) >= self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
+            worker_init_fn=ignore_stop_signals,
+            # the loader's own generator: making an iterator draws no number from torch's global
+            # one, which the model's random draws use (a resumed run draws them again)
+            generator=torch.Generator().manual_seed(self.seed),
         )
+        if split != "train":
+            loader = DataLoader(dataset, **options)
+            self._evaluation_loaders.append(loader)
+            return loader
+        world, rank = self._world()
+        sampler = (
+            ResumableSampler(dataset, num_replicas=world, rank=rank, seed=self.seed)
+            if map_style
+            else None
+        )
+        loader = ResumableLoader(
+            dataset,
+            sampler=sampler,
+            drop_last=map_style and len(dataset) >= self.batch_size,
+            progress=self._epoch_progress,
+            **options,
+        )
+        if self._train_loader_state is not None:
+            loader.load_state_dict(self._train_loader_state)
+            self._train_loader_state = None
+        self._train_loader = loader
+        return loader
+
+    # Lightning keeps the training loader's position in checkpoints through these, as it
+    # restores them before it makes the loader (its own loader-state path runs too late when
+    # the model asks for the number of training steps while it is built, e.g. lr_schedule=cosine)
+    def state_dict(self) -> dict:
+        return (
+            {} if self._train_loader is None else {"train_loader": self._train_loader.state_dict()}
+        )
+
+    def load_state_dict(self, state: dict) -> None:
+        self._train_loader_state = state.get("train_loader")
+
+    def on_exception(self, exception: BaseException) -> None:
+        """End the workers of every loader (they ignore stop signals): Lightning shuts down
+        only the loader of the loop that was stopped, and an interpreter exiting with workers
+        that ignore SIGTERM would wait for them forever."""
+        for loader in [self._train_loader, *self._evaluation_loaders]:
+            if loader is not None:
+                _shutdown_workers_and_reset_iterator(loader)
+
+    def _epoch_progress(self) -> tuple[int, int | float]:
+        """(training batches done in this epoch, batches in an epoch), Lightning's count."""
+        loop = self.trainer.fit_loop
+        return loop.epoch_loop.batch_progress.current.processed, self.trainer.num_training_batches
 
     def per_process_batch_size(self) -> int:
         """data.batch_size is the global batch: under DDP each of N processes gets batch_size / N."""

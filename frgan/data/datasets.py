@@ -56,14 +56,21 @@ class DriverBank:
         if len(self.landmarks) > capacity:
             del self.subjects[0], self.landmarks[0]
 
-    def drive(self, target_neutral: np.ndarray, subject: str, length: int) -> np.ndarray | None:
+    def drive(
+        self,
+        target_neutral: np.ndarray,
+        subject: str,
+        length: int,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray | None:
         """`length` consecutive frames of a random other subject's take retargeted onto the
         target's first-frame landmarks, or None when no other subject is available."""
         candidates = [i for i, s in enumerate(self.subjects) if s != subject]
         if not candidates:
             return None
-        driver = self.landmarks[candidates[int(torch.randint(len(candidates), ()))]]
-        start = int(torch.randint(max(1, len(driver) - length + 1), ()))
+        pick = torch.randint(len(candidates), (), generator=generator)
+        driver = self.landmarks[candidates[int(pick)]]
+        start = int(torch.randint(max(1, len(driver) - length + 1), (), generator=generator))
         frames = np.minimum(np.arange(start, start + length), len(driver) - 1)
         return retarget(driver[np.concatenate([[0], frames])], target_neutral)[1:]
 
@@ -81,13 +88,26 @@ class _TakeDataset(Dataset):
             drivers if drivers is not None else DriverBank(self.takes if retarget_prob > 0 else ())
         )
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
         return self.__getitems__([index])[0]
 
-    def _driven(self, take: TakeSample, length: int) -> np.ndarray | None:
-        if self.retarget_prob == 0.0 or float(torch.rand(())) >= self.retarget_prob:
+    def _driven(self, take: TakeSample, length: int, seed: int | None) -> np.ndarray | None:
+        """A retargeted target (see DriverBank.drive) with probability retarget_prob, else None.
+        The draws come from the sample's seed when it has one (a resumed run draws again what
+        the interrupted one drew), else from torch's global generator."""
+        if self.retarget_prob == 0.0:
             return None
-        return self.drivers.drive(take.landmarks[0], take.meta["subject"], length)
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        if float(torch.rand((), generator=generator)) >= self.retarget_prob:
+            return None
+        return self.drivers.drive(take.landmarks[0], take.meta["subject"], length, generator)
+
+
+def split_keys(keys: Sequence[int | tuple[int, int]]) -> tuple[list[int], list[int | None]]:
+    """(indices, seeds) of sample keys: an index, or (index, seed of its random draws) as
+    ResumableSampler yields them."""
+    pairs = [key if isinstance(key, tuple) else (key, None) for key in keys]
+    return [int(index) for index, _ in pairs], [seed for _, seed in pairs]
 
 
 class ForecastPairs(_TakeDataset):
@@ -108,7 +128,8 @@ class ForecastPairs(_TakeDataset):
         take_ids = np.searchsorted(self.offsets, indices, side="right") - 1
         return take_ids, indices - self.offsets[take_ids]
 
-    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+    def __getitems__(self, keys: Sequence[int | tuple[int, int]]) -> list[dict]:
+        indices, seeds = split_keys(keys)
         take_ids, frame_ids = self.locate(indices)
         takes = [self.takes[i] for i in take_ids]
         target_landmarks = np.stack(
@@ -116,7 +137,7 @@ class ForecastPairs(_TakeDataset):
         )
         retargeted = np.zeros(len(takes), dtype=bool)
         for b, take in enumerate(takes):
-            driven = self._driven(take, 1)
+            driven = self._driven(take, 1, seeds[b])
             if driven is not None:
                 target_landmarks[b], retargeted[b] = driven[0], True
         # One source map per distinct take: a streamed take's pairs all share it.
@@ -171,14 +192,14 @@ class RefineClips(_TakeDataset):
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+    def __getitems__(self, keys: Sequence[int | tuple[int, int]]) -> list[dict]:
         samples = []
-        for index in indices:
+        for index, seed in zip(*split_keys(keys), strict=True):
             take_id, start = self.clips[index]
             take = self.takes[take_id]
             frames = np.minimum(np.arange(start, start + self.clip_length), len(take.frames) - 1)
             landmarks = take.landmarks[frames]
-            driven = self._driven(take, self.clip_length)
+            driven = self._driven(take, self.clip_length, seed)
             if driven is not None:
                 landmarks = driven
             maps = torch.from_numpy(self.render(np.concatenate([take.landmarks[:1], landmarks])))

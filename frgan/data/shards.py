@@ -454,6 +454,8 @@ def take_stream(
     tolerate_short: bool = False,
     rank: int = 0,
     world_size: int = 1,
+    worker: int | None = None,
+    workers: int | None = None,
     shuffle_shards: bool = False,
     seed: int = 0,
 ):
@@ -463,14 +465,20 @@ def take_stream(
     (see `read_shard`). Shards are split between DataLoader workers always, and between
     distributed ranks when world_size > 1 (each rank then reads a distinct set of shards).
     The rank is passed in rather than read from the environment, which differs between DDP
-    launchers.
+    launchers. `worker` of `workers` chooses a DataLoader worker's share (default: the worker
+    this runs in).
     """
     import webdataset as wds
 
+    by_worker = (
+        wds.split_by_worker
+        if workers is None
+        else partial(shards_of_rank, rank=worker, world_size=workers)
+    )
     stages = [
         wds.SimpleShardList(list(urls)),
         partial(shards_of_rank, rank=rank, world_size=world_size),
-        wds.split_by_worker,
+        by_worker,
     ]
     if shuffle_shards:
         stages.append(wds.filters.shuffle(len(urls), seed=seed))

@@ -44,10 +44,12 @@ from frgan.utils.checkpoint_io import (
     weights_mismatch,
 )
 from frgan.utils.checks import check_choice, check_int, check_number
+from frgan.utils.random_state import random_states, set_random_states
 
 log = logging.getLogger(__name__)
 
 GP_MODES = ("image_and_structure", "image")
+RANDOM_STATES_KEY = "frgan_random_states"
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -82,6 +84,7 @@ class GANModule(pl.LightningModule):
         self.automatic_optimization = False
         self.generator_ema: nn.Module | None = None
         self.verify_checkpoints = True  # check the weights' digest when loading a checkpoint
+        self._random_states_to_restore: dict[str, Any] | None = None
         # per-sample means over an epoch; NaN (samples where the metric is undefined) is skipped
         self.quality_metrics = registry.keys(*self.metric_levels)  # names: the module pickles
         self.quality = nn.ModuleDict(
@@ -343,12 +346,21 @@ class GANModule(pl.LightningModule):
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["frgan_model"] = self.identity()
+        checkpoint[RANDOM_STATES_KEY] = random_states()
         add_digest(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.check_identity(checkpoint, "the checkpoint")
         if self.verify_checkpoints:
             check_digest(checkpoint, "the checkpoint")
+        # restored just before the next training step, so that nothing drawn while the run
+        # starts again (e.g. models being built) shifts the numbers the steps draw
+        self._random_states_to_restore = checkpoint.get(RANDOM_STATES_KEY)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self._random_states_to_restore is not None:
+            set_random_states(self._random_states_to_restore)
+            self._random_states_to_restore = None
 
     def check_checkpoint(self, path: str | Path, verify: bool = True) -> dict[str, Any]:
         """Raise a clear error unless `path` is an undamaged checkpoint of this model class and

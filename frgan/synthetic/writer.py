@@ -44,6 +44,7 @@ from frgan.synthetic.take_video import head_and_basis, render_take
 from frgan.synthetic.takes import POSE_NAMES
 from frgan.utils.checks import check_int
 from frgan.utils.files import write_json_atomic
+from frgan.utils.stops import exit_quietly_on_stop
 
 GENERATOR_VERSION = "1.1"  # 1.1: landmarks_468 in ground_truth.npz
 MIN_IMAGE_SIZE = 32
@@ -176,6 +177,7 @@ def _write_take_job(job) -> tuple:
 
 
 def _init_worker() -> None:
+    exit_quietly_on_stop()
     cv2.setNumThreads(1)
     head_and_basis()
 

@@ -15,8 +15,10 @@ import logging
 import os
 import pydoc
 import re
+import signal
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from hydra.errors import (
     ConfigCompositionException,
@@ -29,6 +31,7 @@ from torch.multiprocessing import ProcessRaisedException
 
 from frgan.errors import FRGANError
 from frgan.utils.ranks import is_global_zero
+from frgan.utils.stops import end_daemon_workers, stop_on_signals, stop_signal_of
 
 log = logging.getLogger("frgan")
 
@@ -135,19 +138,53 @@ def report(message: str) -> None:
         print(f"error: {message}", file=sys.stderr, flush=True)
 
 
-def report_user_errors(task: Callable) -> Callable:
-    """Wrap a Hydra task: a user error prints `error: <message>` and exits with status 2."""
+def report_stop(signum: int, hint: str = "") -> NoReturn:
+    """One line `stopped by SIGTERM; <hint>` (stderr and the run's log files), then exit with
+    status 128 + the signal's number, as a process killed by it would report."""
+    message = f"stopped by {signal.Signals(signum).name}" + (f"; {hint}" if hint else "")
+    record = log.makeRecord(log.name, logging.WARNING, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers + log.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+    if is_global_zero():
+        print(message, file=sys.stderr, flush=True)
+    sys.exit(128 + signum)
+
+
+def report_user_errors(
+    task: Callable | None = None, *, stop_hint: str | Callable[..., str] = ""
+) -> Callable:
+    """Wrap a Hydra task: a user error prints `error: <message>` and exits with status 2;
+    SIGTERM or SIGINT (to this process or its whole group) prints `stopped by <signal>;
+    <stop_hint>` and exits with status 128 + the signal's number, without a traceback.
+
+    Use as `@report_user_errors` or `@report_user_errors(stop_hint=...)`, the hint a string or
+    a function of the task's arguments (the config) returning one.
+    """
+    if task is None:
+        return functools.partial(report_user_errors, stop_hint=stop_hint)
 
     @functools.wraps(task)
     def wrapped(*args, **kwargs):
-        try:
-            return task(*args, **kwargs)
-        except Exception as exc:
-            user_error = user_error_message(exc)
-            if user_error is None or _debugging():
-                raise
-            report(user_error)
-            sys.exit(EXIT_USER_ERROR)
+        with stop_on_signals() as stop:
+            try:
+                return task(*args, **kwargs)
+            except BaseException as exc:
+                end_daemon_workers()
+                # an error after a stop signal (e.g. a worker killed by it) is the stop;
+                # an exit with a status is not (Lightning's SIGTERMException exits without one)
+                signum = stop_signal_of(exc) or stop.signum
+                exiting = isinstance(exc, SystemExit) and exc.code is not None
+                if signum is not None and not exiting and not _debugging():
+                    hint = stop_hint(*args, **kwargs) if callable(stop_hint) else stop_hint
+                    report_stop(signum, hint)
+                if not isinstance(exc, Exception):
+                    raise
+                user_error = user_error_message(exc)
+                if user_error is None or _debugging():
+                    raise
+                report(user_error)
+                sys.exit(EXIT_USER_ERROR)
 
     return wrapped
 

@@ -13,6 +13,7 @@ from frgan.data.prepare.settings import PrepareSettings
 from frgan.data.prepare.takes import TakeProcessor, TakeResult
 from frgan.data.prepare.videos import VideoProcessor
 from frgan.data.video_layout import VideoSource
+from frgan.utils.stops import exit_quietly_on_stop
 
 _WORKER_PROCESSOR: TakeProcessor | None = None  # one per pool process (holds the landmark model)
 
@@ -24,6 +25,7 @@ def make_processor(settings: PrepareSettings) -> TakeProcessor:
 
 def _init_worker(settings: PrepareSettings) -> None:
     global _WORKER_PROCESSOR
+    exit_quietly_on_stop()
     _WORKER_PROCESSOR = make_processor(settings)
 
 

@@ -1,0 +1,168 @@
+"""SIGTERM / SIGINT sent to the whole process group (as schedulers and Ctrl-C send them,
+DataLoader and pool workers included) end every entry point with one line, exit status
+128 + signal and no traceback; a fit saves last.ckpt and resumes from it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TINY_DATA, TINY_RUN
+from omegaconf import OmegaConf
+
+from frgan.utils.checkpoint_io import read_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+MARKER = Path(__file__).resolve().parent / "phase_marker.py"
+ENV = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
+
+
+def start(args: list[str], log: Path) -> subprocess.Popen:
+    """A command in its own session (process group), its output in `log`."""
+    with open(log, "w") as out:
+        return subprocess.Popen(
+            args, cwd=REPO, env=ENV, stdout=out, stderr=out, start_new_session=True
+        )
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300.0) -> None:
+    start_time = time.monotonic()
+    while not path.exists():
+        assert process.poll() is None, f"the command ended before {path.name} appeared"
+        assert time.monotonic() - start_time < timeout, f"{path.name} did not appear"
+        time.sleep(0.05)
+
+
+def stop_group(process: subprocess.Popen, sig: int, timeout: float = 120.0) -> int:
+    try:
+        os.killpg(process.pid, sig)
+        return process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def assert_clean_stop(status: int, log: Path, sig: int, hint: str) -> None:
+    output = log.read_text()
+    name = signal.Signals(sig).name
+    assert status == 128 + sig, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert "DataLoader worker" not in output, output[-3000:]
+    lines = [line for line in output.splitlines() if "stopped by" in line]
+    assert lines == [f"stopped by {name}; {hint}" if hint else f"stopped by {name}"], output[-3000:]
+
+
+def train_command(run_dir: Path, data_dir: Path, phases: Path, *overrides: str) -> list[str]:
+    return [
+        sys.executable, str(MARKER), str(phases), "frgan.train",
+        f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}",
+        *TINY_DATA, *TINY_RUN, "data.num_workers=2", "trainer.max_epochs=50",
+        "callbacks.periodic_checkpoint.every_n_train_steps=2", *overrides,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("phase", "sig", "overrides"),
+    [
+        ("train", signal.SIGTERM, []),
+        pytest.param("train", signal.SIGINT, [], marks=pytest.mark.slow),
+        pytest.param("validate", signal.SIGTERM, ["trainer.limit_val_batches=4"], marks=pytest.mark.slow),
+        pytest.param("test", signal.SIGTERM, ["trainer.max_epochs=1", "trainer.limit_test_batches=4"], marks=pytest.mark.slow),
+    ],
+)  # fmt: skip
+def test_a_stop_sent_to_the_process_group_ends_a_fit_cleanly(
+    tiny_data_dir, tmp_path, phase, sig, overrides
+):
+    run_dir, phases = tmp_path / "run", tmp_path / "phases"
+    phases.mkdir()
+    log = tmp_path / "out.log"
+    process = start(train_command(run_dir, tiny_data_dir, phases, *overrides), log)
+    wait_for(phases / phase, process)
+    status = stop_group(process, sig)
+    assert_clean_stop(status, log, sig, "resume with ckpt_path=last")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    saved = read_checkpoint(last)
+    assert saved["global_step"] > 0
+    if phase != "test":
+        assert saved["epoch"] < 50, "saved when the signal arrived, not at the end"
+
+
+def test_a_stop_sent_to_the_process_group_ends_prepare_cleanly(tiny_data_dir, tmp_path):
+    """Prepare's pool workers die quietly; the finished shards are kept for the rerun."""
+    log = tmp_path / "out.log"
+    args = [
+        sys.executable, "-m", "frgan.prepare", f"paths.data_dir={tiny_data_dir}", *TINY_DATA,
+        f"data.shard_dir={tmp_path / 'shards'}", "data.prepare.workers=2",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    process = start(args, log)
+    # the pool's workers exist once the first temporary shard part is being written
+    wait_for(tmp_path / "run" / ".hydra" / "config.yaml", process)
+    time.sleep(3.0)
+    status = stop_group(process, signal.SIGTERM)
+    assert_clean_stop(
+        status,
+        log,
+        signal.SIGTERM,
+        "run the same command again to resume: finished shards are kept",
+    )
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_data_dir, tmp_path_factory) -> Path:
+    from conftest import compose_config
+
+    from frgan.train import train
+
+    run = tmp_path_factory.mktemp("finished")
+    quiet = ["test=false", "trainer.limit_val_batches=0", "callbacks=none", "logger=none"]
+    cfg = compose_config(
+        "train.yaml", [f"paths.data_dir={tiny_data_dir}", *TINY_DATA, *TINY_RUN, *quiet], run
+    )
+    _, objects = train(cfg)
+    objects["trainer"].save_checkpoint(run / "checkpoints" / "last.ckpt")
+    (run / ".hydra").mkdir()
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+    return run
+
+
+@pytest.mark.slow
+def test_a_stop_sent_to_the_process_group_ends_evaluate_cleanly(
+    tiny_data_dir, finished_run, tmp_path
+):
+    log = tmp_path / "out.log"
+    args = [
+        sys.executable, "-m", "frgan.evaluate", f"ckpt={finished_run}",
+        f"paths.data_dir={tiny_data_dir}", *TINY_DATA, "data.num_workers=2",
+        "evaluation=no_fvd", "evaluation.frames=9", "evaluation.progress=false",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    process = start(args, log)
+    wait_for(tmp_path / "run" / ".hydra" / "config.yaml", process)
+    time.sleep(2.0)
+    status = stop_group(process, signal.SIGTERM)
+    assert_clean_stop(status, log, signal.SIGTERM, "no report was written; run it again")
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_a_stop_sent_to_the_process_group_ends_generate_cleanly(
+    tiny_data_dir, finished_run, tmp_path
+):
+    take = sorted(p for p in (tiny_data_dir / "synthetic" / "raw").glob("s*/*/take*"))[0]
+    log = tmp_path / "out.log"
+    args = [
+        sys.executable, "-m", "frgan.generate", "progress=false", f"ckpt={finished_run}",
+        f"source={take / 'img_0000.jpg'}", f"driver={take}", f"out={tmp_path / 'out'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    process = start(args, log)
+    wait_for(tmp_path / "run" / ".hydra" / "config.yaml", process)
+    time.sleep(0.5)
+    status = stop_group(process, signal.SIGTERM)
+    assert_clean_stop(status, log, signal.SIGTERM, "")
