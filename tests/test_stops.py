@@ -166,3 +166,29 @@ def test_a_stop_sent_to_the_process_group_ends_generate_cleanly(
     time.sleep(0.5)
     status = stop_group(process, signal.SIGTERM)
     assert_clean_stop(status, log, signal.SIGTERM, "")
+
+
+def _pool_worker_with_a_busy_thread():
+    import threading
+
+    from frgan.utils.stops import exit_quietly_on_stop
+
+    exit_quietly_on_stop()
+    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+    # the kernel must hand SIGTERM to the other thread, as it did to MediaPipe's in a
+    # data=videos prepare whose pool then never terminated
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+
+
+def test_a_pool_worker_ends_on_sigterm_whichever_thread_receives_it():
+    import multiprocessing
+    import threading
+
+    pool = multiprocessing.get_context("fork").Pool(1, initializer=_pool_worker_with_a_busy_thread)
+    assert pool.apply(os.getpid) > 0
+    pool.apply_async(time.sleep, (60,))  # a worker busy in a long task, as landmarks are
+    time.sleep(1)
+    closing = threading.Thread(target=pool.terminate, daemon=True)
+    closing.start()
+    closing.join(timeout=20)
+    assert not closing.is_alive(), "the pool's terminate() waited for a worker that never ended"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import cv2
@@ -46,6 +46,7 @@ from frgan.evaluation.expression_summary import (
     NOISE_FLOOR,
     SOURCE,
     TRUTH,
+    ExpressionSettings,
     calibrated,
     summarize_cross_identity,
     summarize_same_identity,
@@ -61,24 +62,6 @@ from frgan.metrics.expression import (
 from frgan.utils.media import to_uint8
 
 REFERENCE_SIZE = 64  # distances are reported in pixels of a frame this size
-
-
-@dataclass(frozen=True)
-class ExpressionSettings:
-    apex_per_take: int = 3
-    blinks_per_take: int = 1
-    max_takes: int | None = None
-    closed_fraction: float = 0.5
-    blink_margin: int = 2
-    upscale: int = 4
-    refine_landmarks: bool = False
-    noise_jpeg_quality: int = 90
-    min_change: float = 0.02
-    lowered_brow: float = 0.015
-    cross_identity: bool = True
-    cross_takes_per_expression: int = 1
-    cross_max_runs: int | None = None
-    progress: bool = True
 
 
 def expression_settings(node: Any, progress: bool = True) -> ExpressionSettings | None:

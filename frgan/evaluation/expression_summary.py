@@ -8,14 +8,31 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from frgan.metrics.expression import MEASURES, POINT_GROUPS, amplitude_ratio
 
-if TYPE_CHECKING:
-    from frgan.evaluation.expression import ExpressionSettings
+
+@dataclass(frozen=True)
+class ExpressionSettings:
+    apex_per_take: int = 3
+    blinks_per_take: int = 1
+    max_takes: int | None = None
+    closed_fraction: float = 0.5
+    blink_margin: int = 2
+    upscale: int = 4
+    refine_landmarks: bool = False
+    noise_jpeg_quality: int = 90
+    min_change: float = 0.02
+    lowered_brow: float = 0.015
+    cross_identity: bool = True
+    cross_takes_per_expression: int = 1
+    cross_max_runs: int | None = None
+    progress: bool = True
+
 
 SOURCE = "source"  # the re-detected source frame; copying it is the copy_first_frame row
 TRUTH = "truth"

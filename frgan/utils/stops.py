@@ -82,13 +82,14 @@ def ignore_stop_signals(worker_id: int | None = None) -> None:
 
 def exit_quietly_on_stop() -> None:
     """For pool workers: a stop signal ends the worker without a traceback (the main process
-    prints the one line). Not ignored: the pool terminates its workers with SIGTERM."""
+    prints the one line). Not ignored: the pool terminates its workers with SIGTERM.
 
-    def leave(signum, frame):
-        os._exit(128 + signum)
-
+    The system's default action, not a Python handler: a Python handler runs only once the
+    main thread is back in the interpreter, and a signal the kernel hands to another thread (a
+    landmark model's) leaves a worker blocked on its task queue waiting forever, and the
+    pool's terminate() with it."""
     for signum in STOP_SIGNALS:
-        signal.signal(signum, leave)
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def end_daemon_workers() -> None:
