@@ -245,3 +245,34 @@ def test_weights_that_do_not_fit_their_model_are_one_line(tiny_data_dir, tiny_ch
     cfg = _config(tiny_data_dir, tmp_path / "run", f"ckpt={edited}", "evaluation=no_fvd")
     with pytest.raises(FRGANError, match=f"{edited}: its weights do not fit the model"):
         evaluate(cfg)
+
+
+def test_evaluate_renders_the_structure_maps_the_model_was_trained_on(
+    tiny_data_dir, tiny_checkpoint, tmp_path, monkeypatch
+):
+    # a model trained on normal_parts maps was evaluated on plain normal maps (the default)
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    from frgan.data import structure
+
+    run = tmp_path / "parts_run"
+    shutil.copytree(tiny_checkpoint, run)
+    (run / ".hydra").mkdir(exist_ok=True)
+    OmegaConf.save({"data": {"structure": "normal_parts"}}, run / ".hydra" / "config.yaml")
+    kinds = []
+    original = structure.StructureRenderer.__init__
+
+    def recording(self, kind="normal", *args, **kwargs):
+        kinds.append(kind)
+        original(self, kind, *args, **kwargs)
+
+    monkeypatch.setattr(structure.StructureRenderer, "__init__", recording)
+    evaluate(
+        _config(
+            tiny_data_dir, tmp_path / "eval", f"ckpt={run}", "evaluation=no_fvd",
+            "evaluation.expression=false",
+        )
+    )  # fmt: skip
+    assert kinds and set(kinds) == {"normal_parts"}

@@ -41,6 +41,15 @@ def training_config_path(checkpoint: Path) -> Path:
     return run / ".hydra" / "config.yaml"
 
 
+def trained_structure(checkpoint: Path) -> str | None:
+    """The structure-map kind (data.structure) the training run of `checkpoint` recorded in its
+    composed config; None for a checkpoint outside its run folder."""
+    config_path = training_config_path(checkpoint)
+    if not config_path.is_file():
+        return None
+    return OmegaConf.select(OmegaConf.load(config_path), "data.structure")
+
+
 def load_trained_model(path: str | Path, structure: str | None = None) -> TrainedModel:
     """The model of a checkpoint file or run folder in eval mode, and its data settings.
 
