@@ -21,13 +21,13 @@ import torch
 from torch import nn
 
 from frgan import metrics
-from frgan.errors import ConfigError
 from frgan.metrics.regions import REGIONS, region_masks
 from frgan.models.critic import Critic
 from frgan.models.gan import GANModule, retargeted_flags, structure_identity, weighted_mean
 from frgan.models.generator import Forecast, Generator, forecast_frames
 from frgan.models.init import init_weights
 from frgan.models.presets import architecture
+from frgan.utils.checks import check_choice, check_number
 from frgan.utils.media import side_by_side
 
 BATCH_KEYS = ("x0", "s0", "xt", "st")
@@ -198,15 +198,14 @@ class ForecastGAN(GANModule):
 
 
 def _check_region_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
-    weights = dict(weights or {})
-    unknown = sorted(set(weights) - set(REGIONS))
-    if unknown:
-        raise ConfigError(
-            f"model.region_weights names {unknown}; the face regions are {', '.join(REGIONS)}"
-        )
-    if any(not isinstance(w, (int, float)) or w < 0 for w in weights.values()):
-        raise ConfigError(f"model.region_weights must be numbers >= 0, got {weights}")
-    return {region: float(w) for region, w in weights.items() if w > 0}
+    """{region: weight > 0}; ConfigError naming the key for an unknown region or a bad weight."""
+    checked = {}
+    for region, weight in dict(weights or {}).items():
+        check_choice("model.region_weights", region, REGIONS)
+        check_number(f"model.region_weights.{region}", weight, least=0)
+        if weight > 0:
+            checked[region] = float(weight)
+    return checked
 
 
 def _stack_by_time(pairs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
