@@ -30,7 +30,7 @@ from frgan.errors import ConfigError
 from frgan.evaluation.expression import expression_settings, run_expression_protocol
 from frgan.evaluation.expression_report import expression_key_lines
 from frgan.evaluation_report import write_report
-from frgan.inference.model import trained_structure
+from frgan.inference.model import training_setting
 from frgan.metrics import DEFAULT_MOVING_THRESHOLD, registry
 from frgan.metrics.fvd import RESIZES, FrechetVideoDistance, load_i3d
 from frgan.metrics.i3d import MIN_FRAMES
@@ -92,7 +92,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     stride = settings.get("clip_stride")
     stride = sys.maxsize if stride is None else check_int("evaluation.clip_stride", stride)
     # the maps the model was trained on, whatever data.structure says here (as generate does)
-    structure = trained_structure(checkpoint) or cfg.data.structure
+    structure = training_setting(checkpoint, "data.structure") or cfg.data.structure
     if structure != cfg.data.structure:
         log.info("rendering %s structure maps, as %s was trained on", structure, checkpoint)
     datamodule = hydra.utils.instantiate(

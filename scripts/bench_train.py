@@ -191,11 +191,19 @@ def generator_forward_flops(preset: str, image_size: int, batch_size: int) -> in
     return counter.get_total_flops() // batch_size
 
 
-def _fit_timed(model: pl.LightningModule, data: DataLoader, precision: str, args) -> StepTimer:
-    """Fit `model` on `data` with a quiet trainer; the timer of its steps."""
+def _fit_timed(
+    model: pl.LightningModule,
+    data: DataLoader,
+    precision: str,
+    args,
+    accelerator: str | None = None,
+    callbacks: tuple[pl.Callback, ...] = (),
+) -> StepTimer:
+    """Fit `model` on `data` with a quiet trainer (and `callbacks` before the timer); the timer
+    of its steps."""
     timer = StepTimer()
     trainer = pl.Trainer(
-        accelerator=args.accelerator,
+        accelerator=accelerator or args.accelerator,
         devices=1,
         precision=precision,
         max_epochs=1,
@@ -206,7 +214,7 @@ def _fit_timed(model: pl.LightningModule, data: DataLoader, precision: str, args
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[timer],
+        callbacks=[*callbacks, timer],
     )
     trainer.fit(model, data)
     return timer
@@ -346,21 +354,8 @@ def bench_contention_child(args: argparse.Namespace) -> dict:
         RandomPairs(batches * args.batch_size, args.image_size), batch_size=args.batch_size
     )
     competitor = Competitor(args.warmup, args.steps, beside)
-    timer = StepTimer()
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=1,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[competitor, timer],
-    )
     try:
-        trainer.fit(model, data)
+        timer = _fit_timed(model, data, "32-true", args, "cpu", (competitor,))
     finally:
         competitor.stop()
     timed = timer.wall[args.warmup :]

@@ -41,13 +41,13 @@ def training_config_path(checkpoint: Path) -> Path:
     return run / ".hydra" / "config.yaml"
 
 
-def trained_structure(checkpoint: Path) -> str | None:
-    """The structure-map kind (data.structure) the training run of `checkpoint` recorded in its
-    composed config; None for a checkpoint outside its run folder."""
+def training_setting(checkpoint: Path, key: str) -> str | None:
+    """A setting (e.g. data.structure) the training run of `checkpoint` recorded in its composed
+    config; None for a checkpoint outside its run folder or a key it did not record."""
     config_path = training_config_path(checkpoint)
     if not config_path.is_file():
         return None
-    return OmegaConf.select(OmegaConf.load(config_path), "data.structure")
+    return OmegaConf.select(OmegaConf.load(config_path), key)
 
 
 def load_trained_model(path: str | Path, structure: str | None = None) -> TrainedModel:
@@ -57,14 +57,12 @@ def load_trained_model(path: str | Path, structure: str | None = None) -> Traine
     """
     checkpoint = find_checkpoint(path)
     model = load_model(checkpoint)
-    config_path = training_config_path(checkpoint)
-    recorded = OmegaConf.load(config_path) if config_path.is_file() else None
-    trained_with = OmegaConf.select(recorded, "data.structure") if recorded is not None else None
-    data_name = OmegaConf.select(recorded, "data.name") if recorded is not None else None
+    trained_with = training_setting(checkpoint, "data.structure")
+    data_name = training_setting(checkpoint, "data.name")
     if structure is None and trained_with is None:
         raise ConfigError(
             f"cannot tell which structure maps {checkpoint} was trained on: no data.structure in "
-            f"{config_path}; set structure= to its training's data.structure "
+            f"{training_config_path(checkpoint)}; set structure= to its training's data.structure "
             f"({' | '.join(STRUCTURE_KINDS)})"
         )
     if structure is not None and structure not in STRUCTURE_KINDS:
