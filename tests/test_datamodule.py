@@ -152,6 +152,36 @@ def test_workers_and_stream_mode_match_memory(prepared):
     assert pairs(piped.val_dataloader()) == pairs(memory.val_dataloader())
 
 
+def test_expression_sampling_draws_strong_expressions_more_often(prepared):
+    from frgan.errors import ConfigError
+
+    datamodule = build_datamodule(prepared, mode="memory", expression_sampling=1.0)
+    datamodule.setup("fit")
+    pairs = datamodule.datasets["train"]
+    strengths = pairs.expression_strengths()
+    takes, frames = pairs.locate(np.arange(len(pairs)))
+    assert strengths.shape == (len(pairs),) and ((0 <= strengths) & (strengths <= 1)).all()
+    assert (strengths[frames == 0] == 0).all()  # the source itself has no expression
+    for take in np.unique(takes):  # each take's own apex is 1
+        assert strengths[takes == take].max() == pytest.approx(1.0)
+    drawn = []
+    for _ in range(30):
+        drawn += [
+            (take, int(t))
+            for b in datamodule.train_dataloader()
+            for take, t in zip(b["take"], b["t"], strict=True)
+        ]
+    assert all(t > 0 for _, t in drawn), "frame 0 (strength 0) is never drawn at share 1"
+    assert len(drawn) == 30 * (len(pairs) // 4) * 4  # an epoch keeps its length
+
+    with pytest.raises(ConfigError, match="data.expression_sampling"):
+        build_datamodule(prepared, mode="stream", expression_sampling=0.5).train_dataloader()
+    with pytest.raises(InstantiationException, match="data.stage=forecast"):
+        build_datamodule(prepared, stage="refine", expression_sampling=0.5)
+    with pytest.raises(InstantiationException, match="data.expression_sampling"):
+        build_datamodule(prepared, expression_sampling=1.5)
+
+
 def test_refine_clips_and_retargeting(prepared):
     datamodule = build_datamodule(
         prepared, mode="memory", stage="refine", clip_length=3, clip_stride=1

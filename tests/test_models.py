@@ -465,3 +465,44 @@ def test_region_weights_add_the_region_error_to_the_l1_term(tmp_path):
         ForecastGAN(preset="tiny", image_size=SIZE, region_weights={"lips": 1.0})
     with pytest.raises(ConfigError, match=">= 0"):
         ForecastGAN(preset="tiny", image_size=SIZE, region_weights={"mouth": -1.0})
+
+
+def test_part_critics_train_on_crops_and_join_the_generator_loss_and_identity(tmp_path):
+    from frgan.models.part_critic import part_crops
+
+    torch.manual_seed(0)
+    model = ForecastGAN(
+        preset="tiny", image_size=SIZE, part_critics={"mouth": 2.0, "eyes_brows": 0}
+    )
+    assert set(model.part_critics) == {"mouth"}  # a weight of 0 is no critic
+    assert model.identity()["part_critics"] == ["mouth"]
+    pairs = PairsWithLandmarks()
+    batch = {
+        k: torch.stack([pairs[i][k] for i in range(4)]) for k in ("x0", "s0", "xt", "st", "lt")
+    }
+    inputs = model.generator_inputs(batch)
+    output = model.run_generator(inputs, model.generator)
+    loss, logged = model.generator_loss(inputs, output)
+    crops = [part_crops(x, batch["lt"], "mouth") for x in (output.frame, batch["st"])]
+    expected = (
+        -model.critic(output.frame, batch["st"]).mean()
+        - 2.0 * model.part_critics["mouth"](*crops).mean()
+        + model.hparams.l1_weight * logged["l1"]
+        + model.hparams.mask_weight * logged["mask"]
+    )
+    assert torch.allclose(loss, expected, rtol=1e-5)
+
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = _fit(model, tmp_path, pairs=pairs)
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert any(k.startswith("part_critics.mouth.") for k in changed)
+    for name in ("wdist_mouth", "gp_mouth"):
+        assert math.isfinite(trainer.callback_metrics[f"train/{name}"]), name
+
+    plain = ForecastGAN(preset="tiny", image_size=SIZE)
+    with pytest.raises(ValueError, match="part_critics"):
+        plain.check_identity({"frgan_model": model.identity()}, "ckpt")
+    with pytest.raises(ValueError, match="'lt'"):
+        model.generator_inputs({k: v for k, v in batch.items() if k != "lt"})
+    with pytest.raises(ConfigError, match="mouth, eyes_brows"):
+        ForecastGAN(preset="tiny", image_size=SIZE, part_critics={"nose": 1.0})

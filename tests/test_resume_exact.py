@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY_DATA, TINY_RUN, compose_config
@@ -189,6 +190,38 @@ def test_the_sampler_skips_by_index_and_keeps_every_samples_seed():
     assert list(sampler) != whole, "each epoch has its own order and draws"
     sampler.set_epoch(7)  # Lightning's call: the loader decides the epoch
     assert sampler.epoch == 3
+
+
+def test_a_weighted_sampler_draws_in_proportion_splits_ranks_and_resumes():
+    from frgan.data.resumable import ResumableSampler
+
+    weights = np.array([0.0, 1.0, 3.0, 0.0])
+    sampler = ResumableSampler(range(4), num_replicas=1, rank=0, seed=1, weights=weights)
+    draws = []
+    for epoch in range(1000):
+        sampler.start_pass(epoch=epoch, skip=0)
+        draws += [index for index, _ in sampler]
+    counts = np.bincount(draws, minlength=4)
+    assert len(draws) == 4000 and counts[0] == counts[3] == 0
+    assert counts[2] / len(draws) == pytest.approx(0.75, abs=0.03)
+
+    sampler.start_pass(epoch=5, skip=0)
+    whole = list(sampler)
+    sampler.start_pass(epoch=5, skip=3)
+    assert list(sampler) == whole[3:]
+    ranks = [
+        ResumableSampler(range(4), num_replicas=2, rank=r, seed=1, weights=weights) for r in (0, 1)
+    ]
+    for rank in ranks:
+        rank.start_pass(epoch=5, skip=0)
+    single = ResumableSampler(range(4), num_replicas=1, rank=0, seed=1, weights=weights)
+    single.start_pass(epoch=5, skip=0)
+    shares = [[index for index, _ in rank] for rank in ranks]
+    assert [i for pair in zip(*shares, strict=True) for i in pair] == [i for i, _ in single]
+    with pytest.raises(ValueError, match="4 finite"):
+        ResumableSampler(range(4), num_replicas=1, rank=0, seed=1, weights=[1.0, 2.0])
+    with pytest.raises(ValueError, match="positive sum"):
+        ResumableSampler(range(4), num_replicas=1, rank=0, seed=1, weights=[0.0] * 4)
 
 
 def test_a_stream_stopped_mid_epoch_resumes_only_with_as_many_workers():

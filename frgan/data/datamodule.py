@@ -14,6 +14,7 @@ import itertools
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning import LightningDataModule
@@ -41,6 +42,7 @@ from frgan.data.shards import (
 from frgan.data.structure import StructureRenderer
 from frgan.data.topology import check_source
 from frgan.data.topology import structure_mesh as structure_mesh_named
+from frgan.errors import ConfigError
 from frgan.utils.checks import check_choice, check_int, check_number
 from frgan.utils.files import reporting_unwritable
 from frgan.utils.stops import ignore_stop_signals
@@ -169,6 +171,7 @@ class FRGANDataModule(LightningDataModule):
         structure: str = "normal",
         structure_mesh: str = "face68",
         retarget_prob: float = 0.0,
+        expression_sampling: float = 0.0,
         shuffle_buffer: int = 2000,
         verify_checksums: bool = True,
         tolerate_short_shards: bool = False,
@@ -188,6 +191,12 @@ class FRGANDataModule(LightningDataModule):
         ):
             check_int(f"data.{key}", value, least)
         check_number("data.retarget_prob", retarget_prob, least=0.0, most=1.0)
+        check_number("data.expression_sampling", expression_sampling, least=0.0, most=1.0)
+        if expression_sampling > 0 and stage != "forecast":
+            raise ConfigError(
+                "data.expression_sampling weighs forecast pairs (data.stage=forecast); "
+                "set it to 0 for the refine stage"
+            )
         self.name, self.raw_dir, self.shard_dir = name, raw_dir, str(shard_dir)
         self.image_size = check_image_size(image_size)
         self.stage = stage
@@ -195,6 +204,7 @@ class FRGANDataModule(LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.mode, self.memory_limit_gb = mode, float(memory_limit_gb)
         self.retarget_prob = float(retarget_prob)
+        self.expression_sampling = float(expression_sampling)
         self.shuffle_buffer = int(shuffle_buffer)
         self.verify_checksums, self.pin_memory = bool(verify_checksums), bool(pin_memory)
         self.tolerate_short_shards = bool(tolerate_short_shards)
@@ -399,9 +409,21 @@ class FRGANDataModule(LightningDataModule):
             loader = DataLoader(dataset, **options)
             self._evaluation_loaders.append(loader)
             return loader
+        if self.expression_sampling > 0 and not map_style:
+            raise ConfigError(
+                "data.expression_sampling draws pairs from takes held in memory, but the data "
+                f"is streamed (data.mode={self.mode}); set data.mode=memory or "
+                "data.expression_sampling=0"
+            )
         world, rank = self._world()
         sampler = (
-            ResumableSampler(dataset, num_replicas=world, rank=rank, seed=self.seed)
+            ResumableSampler(
+                dataset,
+                num_replicas=world,
+                rank=rank,
+                seed=self.seed,
+                weights=self._sampling_weights(dataset),
+            )
             if map_style
             else None
         )
@@ -421,6 +443,19 @@ class FRGANDataModule(LightningDataModule):
     # Lightning keeps the training loader's position in checkpoints through these, as it
     # restores them before it makes the loader (its own loader-state path runs too late when
     # the model asks for the number of training steps while it is built, e.g. lr_schedule=cosine)
+    def _sampling_weights(self, dataset):
+        """Per-pair draw weights of the training sampler: a share `expression_sampling` of the
+        draws in proportion to the pair's expression strength, the rest uniform; None when
+        the share is 0 (a plain shuffle)."""
+        if self.expression_sampling == 0:
+            return None
+        strengths = dataset.expression_strengths()
+        share = self.expression_sampling
+        uniform = np.full(len(strengths), 1.0 / max(len(strengths), 1))
+        if strengths.sum() <= 0:
+            return uniform
+        return (1 - share) * uniform + share * strengths / strengths.sum()
+
     def state_dict(self) -> dict:
         return (
             {} if self._train_loader is None else {"train_loader": self._train_loader.state_dict()}

@@ -29,6 +29,7 @@ from frgan.data.retarget import retarget
 from frgan.data.shards import TakeSample
 from frgan.data.structure import StructureRenderer
 from frgan.data.topology import mesh_of
+from frgan.metrics.expression import expression_distance
 
 
 def face68_points(landmarks: np.ndarray) -> torch.Tensor:
@@ -119,6 +120,19 @@ class ForecastPairs(_TakeDataset):
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
+
+    def expression_strengths(self) -> np.ndarray:
+        """float [len(self)] in [0, 1]: how far each pair's target is in expression from its
+        source, as a fraction of its take's apex — the mean distance of the 68 landmarks from
+        frame 0's once head pose is removed (frgan.metrics.expression.expression_distance) over
+        the take's largest. Every take then weighs the same whatever its expression's size (a
+        smile moves fewer points than a dropped jaw)."""
+        strengths = []
+        for take in self.takes:
+            points = mesh_of(take.landmarks).face68(take.landmarks)[..., :2]
+            distance = np.nan_to_num(expression_distance(points), nan=0.0)
+            strengths.append(distance / distance.max() if distance.max() > 0 else distance)
+        return np.concatenate(strengths) if strengths else np.zeros(0)
 
     def locate(self, indices) -> tuple[np.ndarray, np.ndarray]:
         """(take index, frame index) of each flat pair index."""

@@ -35,13 +35,29 @@ class ResumableSampler(DistributedSampler):
     random draws: yields (index, seed). Under DDP it is the distributed sampler itself, so
     Lightning keeps it.
 
+    With `weights` [len(dataset)] an epoch draws its indices with replacement in proportion to
+    them (as many as a plain epoch has), from a generator seeded by (seed, epoch); the ranks
+    take every world-th draw.
+
     The epoch comes from `ResumableLoader` when it starts a pass (`start_pass`), not from
     Lightning's set_epoch: a resumed run's first pass starts before Lightning calls that.
     """
 
-    def __init__(self, dataset, *, num_replicas: int, rank: int, seed: int):
+    def __init__(
+        self, dataset, *, num_replicas: int, rank: int, seed: int, weights: np.ndarray | None = None
+    ):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
         self.skip = 0
+        self.weights = None
+        if weights is not None:
+            weights = torch.as_tensor(np.asarray(weights, dtype=np.float64))
+            if weights.shape != (len(dataset),) or not torch.isfinite(weights).all():
+                raise ValueError(
+                    f"need {len(dataset)} finite sampling weights, got {tuple(weights.shape)}"
+                )
+            if (weights < 0).any() or weights.sum() <= 0:
+                raise ValueError("sampling weights must be >= 0 with a positive sum")
+            self.weights = weights
 
     def set_epoch(self, epoch: int) -> None:
         """Ignored: ResumableLoader sets the epoch of each pass (see the class docstring)."""
@@ -50,8 +66,15 @@ class ResumableSampler(DistributedSampler):
         """The next iteration is epoch `epoch`, less its first `skip` samples."""
         self.epoch, self.skip = epoch, skip
 
+    def _weighted_indices(self) -> list[int]:
+        generator = torch.Generator().manual_seed(mixed_seed(self.seed, self.epoch))
+        draws = torch.multinomial(
+            self.weights, self.total_size, replacement=True, generator=generator
+        )
+        return draws[self.rank : self.total_size : self.num_replicas].tolist()
+
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        indices = list(super().__iter__())
+        indices = list(super().__iter__()) if self.weights is None else self._weighted_indices()
         seeds = sample_seeds(len(indices), self.seed, self.epoch, self.rank)
         skip, self.skip = self.skip, 0
         yield from zip(indices[skip:], seeds[skip:], strict=True)

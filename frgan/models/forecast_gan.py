@@ -1,9 +1,14 @@
 """ForecastGAN: stage 1 of FRGAN (reference section 3) — its networks and losses.
 
     critic:    D(fake) − D(real) + λ·GP                    (WGAN-GP, λ = 10)
-    generator: −D(fake) + 3.0·(mean|x̂ − xt| + Σ_r ρ_r·mean_r|x̂ − xt|) + 0.05·mean|w|
+               + Σ_p [D_p(fake_p) − D_p(real_p) + λ·GP_p]
+    generator: −D(fake) − Σ_p α_p·D_p(fake_p)
+               + 3.0·(mean|x̂ − xt| + Σ_r ρ_r·mean_r|x̂ − xt|) + 0.05·mean|w|
 where mean_r is the mean over face region r (mouth, eyes_brows: frgan/metrics/regions.py) of
-the target's landmarks and ρ_r its weight (region_weights; none in the release).
+the target's landmarks and ρ_r its weight (region_weights), and D_p is the critic of face part
+p (mouth, eyes_brows: frgan/models/part_critic.py) on crops x_p of the frame and of st along the
+target's landmarks, weighted α_p in the generator's loss (part_critics). The release has
+neither.
 The training loop, gradient penalty, clipping, EMA, metrics and checkpoint identity live in
 GANModule (frgan/models/gan.py).
 
@@ -14,7 +19,8 @@ landmarks, for the face-region metrics and region_weights (extra keys are ignore
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from itertools import chain
 from typing import Any
 
 import torch
@@ -26,6 +32,7 @@ from frgan.models.critic import Critic
 from frgan.models.gan import GANModule, retargeted_flags, structure_identity, weighted_mean
 from frgan.models.generator import Forecast, Generator, forecast_frames
 from frgan.models.init import init_weights
+from frgan.models.part_critic import PARTS, PartCritic, part_crops
 from frgan.models.presets import architecture
 from frgan.utils.checks import check_choice, check_number
 from frgan.utils.media import side_by_side
@@ -61,6 +68,7 @@ class ForecastGAN(GANModule):
         residual: str = "paint",
         warp: bool = False,
         region_weights: Mapping[str, float] | None = None,
+        part_critics: Mapping[str, float] | None = None,
     ):
         """
         preset: width preset name ("paper", "small", "tiny") or a mapping
@@ -84,21 +92,35 @@ class ForecastGAN(GANModule):
         region_weights: {region: weight} adds weight·(mean |x̂ − xt| over that face region of
             the target's landmarks) to the L1 term, per region (REGIONS): a mouth a few
             hundred pixels large then counts as much as the whole frame does at weight 1.
+        part_critics: {part: weight} gives each face part (PARTS: mouth, eyes_brows) a critic
+            of its own on crops along the target's landmarks, its score weighted `weight` in
+            the generator's loss (the whole-frame critic's weighs 1); part of the identity.
         """
         super().__init__()
-        self.region_weights = _check_region_weights(region_weights)
+        self.region_weights = _check_weights("model.region_weights", region_weights, REGIONS)
+        self.part_weights = _check_weights("model.part_critics", part_critics, tuple(PARTS))
         self.save_hyperparameters()
         self.check_training_options()
         arch = architecture(preset, image_size)
         self.generator = Generator(arch, residual, warp)
         self.critic = Critic(arch)
+        self.part_critics = nn.ModuleDict(
+            {
+                part: PartCritic(2 * arch.channels[0], arch.channels[-1])
+                for part in self.part_weights
+            }
+        )
         init_weights(self.generator)
         init_weights(self.critic)
+        init_weights(self.part_critics)
         self.generator.zero_flow()
         self.init_ema()
 
     def forward(self, x0: torch.Tensor, s0: torch.Tensor, st: torch.Tensor) -> Forecast:
         return self.sampling_generator(x0, s0, st)
+
+    def critic_parameters(self) -> Iterator[nn.Parameter]:
+        return chain(self.critic.parameters(), self.part_critics.parameters())
 
     # ------------------------------------------------------------------ losses
     def run_generator(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Forecast:
@@ -109,11 +131,21 @@ class ForecastGAN(GANModule):
         fake = output.frame.detach()
         wdist = weighted_mean(self.critic(xt, st), paired) - self.critic(fake, st).mean()
         gp = self.gradient_penalty(xt, fake, st, weights=paired)
-        return -wdist + self.hparams.gp_weight * gp, {"wdist": wdist, "gp": gp}
+        loss, logs = -wdist + self.hparams.gp_weight * gp, {"wdist": wdist, "gp": gp}
+        for part, critic in self.part_critics.items():
+            real_p, fake_p, st_p = (part_crops(x, inputs["lt"], part) for x in (xt, fake, st))
+            wdist_p = weighted_mean(critic(real_p, st_p), paired) - critic(fake_p, st_p).mean()
+            gp_p = self.gradient_penalty(real_p, fake_p, st_p, weights=paired, critic=critic)
+            loss = loss - wdist_p + self.hparams.gp_weight * gp_p
+            logs |= {f"wdist_{part}": wdist_p, f"gp_{part}": gp_p}
+        return loss, logs
 
     def generator_loss(self, inputs, output: Forecast):
         hp = self.hparams
         adversarial = -self.critic(output.frame, inputs["st"]).mean()
+        for part, weight in self.part_weights.items():
+            crops = (part_crops(x, inputs["lt"], part) for x in (output.frame, inputs["st"]))
+            adversarial = adversarial - weight * self.part_critics[part](*crops).mean()
         per_sample_l1 = (output.frame - inputs["xt"]).abs().mean(dim=(1, 2, 3))
         if self.region_weights:
             size = inputs["xt"].shape[-1]
@@ -132,11 +164,15 @@ class ForecastGAN(GANModule):
         and they train only through the critic, as fakes (weights rather than indexing keep
         every rank's graph the same under DDP)."""
         inputs = self.batch_tensors(batch, BATCH_KEYS)
-        if self.region_weights and "lt" not in batch:
-            raise ValueError(
-                "model.region_weights needs batches with the target's 68 landmarks 'lt' "
-                "[B,68,2] (frgan.data's forecast pairs carry them); set model.region_weights=null"
-            )
+        for weights, option in (
+            (self.region_weights, "region_weights"),
+            (self.part_weights, "part_critics"),
+        ):
+            if weights and "lt" not in batch:
+                raise ValueError(
+                    f"model.{option} needs batches with the target's 68 landmarks 'lt' "
+                    f"[B,68,2] (frgan.data's forecast pairs carry them); set model.{option}=null"
+                )
         if "lt" in batch:
             inputs["lt"] = batch["lt"]
         inputs["paired"] = (~retargeted_flags(batch, inputs["x0"])).to(inputs["x0"].dtype)
@@ -194,17 +230,20 @@ class ForecastGAN(GANModule):
             **({"residual": "edit"} if self.hparams.get("residual") == "edit" else {}),
             **({"warp": True} if self.hparams.get("warp") else {}),
             **structure_identity(self.hparams),
+            **({"part_critics": sorted(self.part_weights)} if self.part_weights else {}),
         }
 
 
-def _check_region_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
-    """{region: weight > 0}; ConfigError naming the key for an unknown region or a bad weight."""
+def _check_weights(
+    key: str, weights: Mapping[str, float] | None, names: tuple[str, ...]
+) -> dict[str, float]:
+    """{name: weight > 0}; ConfigError naming the key for an unknown name or a bad weight."""
     checked = {}
-    for region, weight in dict(weights or {}).items():
-        check_choice("model.region_weights", region, REGIONS)
-        check_number(f"model.region_weights.{region}", weight, least=0)
+    for name, weight in dict(weights or {}).items():
+        check_choice(key, name, names)
+        check_number(f"{key}.{name}", weight, least=0)
         if weight > 0:
-            checked[region] = float(weight)
+            checked[name] = float(weight)
     return checked
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -194,10 +194,14 @@ class GANModule(pl.LightningModule):
         return self.generator_ema if self.generator_ema is not None else self.generator
 
     # ------------------------------------------------------------------ training
+    def critic_parameters(self) -> Iterator[nn.Parameter]:
+        """What the critic's optimizer trains (a stage with more critics adds theirs)."""
+        return self.critic.parameters()
+
     def configure_optimizers(self):
         hp = self.hparams
         betas = tuple(hp.betas)
-        critic_opt = torch.optim.Adam(self.critic.parameters(), lr=hp.lr, betas=betas)
+        critic_opt = torch.optim.Adam(self.critic_parameters(), lr=hp.lr, betas=betas)
         generator_opt = torch.optim.Adam(
             self.generator.parameters(), lr=hp.generator_lr or hp.lr, betas=betas
         )
@@ -269,9 +273,10 @@ class GANModule(pl.LightningModule):
         fake: torch.Tensor,
         structure: torch.Tensor,
         weights: torch.Tensor | None = None,
+        critic: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """mean((‖∇ D(x̃, s)‖ − 1)²) on random interpolates x̃ of real and fake samples
-        (images [B,3,H,W] or clips [B,T,3,H,W]).
+        (images [B,3,H,W] or clips [B,T,3,H,W]) for the critic D (default: self.critic).
 
         Lazy with model.gp_every = k > 1: computed on every k-th training batch only and
         multiplied by k, so its average weight is unchanged (StyleGAN2's lazy
@@ -291,7 +296,7 @@ class GANModule(pl.LightningModule):
             structure = structure.detach().float()
             structure.requires_grad_(self.hparams.gp_on == "image_and_structure")
             differentiable = [image, structure] if structure.requires_grad else [image]
-            scores = self.critic(image, structure)
+            scores = (critic or self.critic)(image, structure)
             grads = torch.autograd.grad(scores.sum(), differentiable, create_graph=True)
             norm = torch.cat([g.flatten(1) for g in grads], dim=1).norm(dim=1)
             penalty = (norm - 1).square()
