@@ -30,6 +30,7 @@ from frgan.data.structure import StructureRenderer
 from frgan.render import mean_face68
 from frgan.utils import results_page
 from frgan.utils.files import write_json_atomic
+from frgan.utils.stops import end_daemon_workers
 
 
 def parse_args() -> argparse.Namespace:
@@ -187,6 +188,8 @@ def main() -> None:
         datamodule = build(args, mode)
         datamodule.prepare_data()
         results[mode] = time_loader(datamodule, args.epochs)
+    # the loaders' persistent workers ignore SIGTERM, all that multiprocessing sends them at exit
+    end_daemon_workers()
     renders_per_s = time_renderer(args.structure, args.image_size)
     video_preparation = time_video_preparation(args) if args.videos > 0 else None
 
