@@ -130,6 +130,16 @@ def provenance(command: Sequence[str] | None = None) -> dict[str, Any]:
     }
 
 
+def provenance_lines(about: dict[str, Any]) -> list[str]:
+    """The Markdown list a page (or a report) opens with: command, commit, machine, date."""
+    return [
+        f"- command: `{about['command']}`",
+        f"- commit: {about['commit'] or 'unknown (not run from a git checkout)'}",
+        f"- machine: {describe_machine(about['machine'])}",
+        f"- date: {about['date']}",
+    ]
+
+
 def page_markdown(
     title: str, tables: Sequence[Table], about: dict[str, Any], notes: Sequence[str] = ()
 ) -> str:
@@ -138,10 +148,7 @@ def page_markdown(
         "",
         "Written by the script that measured it; do not edit by hand, run the command again.",
         "",
-        f"- command: `{about['command']}`",
-        f"- commit: {about['commit'] or 'unknown (not run from a git checkout)'}",
-        f"- machine: {describe_machine(about['machine'])}",
-        f"- date: {about['date']}",
+        *provenance_lines(about),
     ]
     for table in tables:
         lines += ["", *([table.caption, ""] if table.caption else [])]
