@@ -5,9 +5,11 @@ the helper that writes those pages records command, commit, machine and date."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,3 +176,26 @@ def test_the_commit_is_short_marked_dirty_and_absent_outside_git(tmp_path, monke
     assert git_commit(tmp_path) == clean + "+dirty"
     monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))  # no git at all
     assert git_commit(tmp_path) is None
+
+
+def test_a_benchmark_writes_its_page_and_exits(tiny_data_dir, tmp_path):
+    # bench_data's loaders keep persistent workers that ignore SIGTERM: the script once printed
+    # its figures and then never exited, waiting on them
+    command = [
+        sys.executable,
+        "scripts/bench_data.py",
+        "--raw-dir",
+        str(tiny_data_dir / "synthetic" / "raw"),
+    ]
+    command += ["--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "data.json")]
+    command += ["--image-size", "64", "--batch-size", "4", "--workers", "1", "--epochs", "1"]
+    command += ["--modes", "memory", "--videos", "0", "--docs", str(tmp_path / "pages")]
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    page = (tmp_path / "pages" / "data.md").read_text()
+    assert "- command: `python scripts/bench_data.py --raw-dir" in page
+    assert re.search(r"^\| memory \| \d+ \|", page, re.MULTILINE)
+    assert json.loads((tmp_path / "pages" / "data.json").read_text())["figures"]["modes"]["memory"]
