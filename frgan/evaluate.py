@@ -16,12 +16,14 @@ from __future__ import annotations
 import logging
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -64,8 +66,9 @@ INTERVAL_DESCRIPTION = (
 )
 
 
-def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Run the evaluation protocol of cfg.evaluation; returns what metrics.json holds."""
+def evaluate(cfg: DictConfig, command: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the evaluation protocol of cfg.evaluation; returns what metrics.json holds.
+    `command` (the command line that ran it) is stated in report.md with commit, machine, date."""
     settings = cfg.evaluation
     frames = check_int("evaluation.frames", settings.frames, least=2)
     _check_fvd_settings(settings.fvd)
@@ -166,7 +169,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             model, datamodule.takes("test"), datamodule.render, expression, seed=cfg.seed
         )
     out_dir = Path(cfg.paths.output_dir)
-    write_report(out_dir, payload, _sample_grid(samples, settings.sample_videos))
+    write_report(out_dir, payload, _sample_grid(samples, settings.sample_videos), command)
     return payload
 
 
@@ -312,7 +315,7 @@ def _sample_grid(samples: list[dict[str, torch.Tensor]], count: int) -> torch.Te
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate.yaml")
 @report_user_errors(stop_hint="no report was written; run it again")
 def main(cfg: DictConfig) -> None:
-    payload = evaluate(cfg)
+    payload = evaluate(cfg, ["python", "-m", "frgan.evaluate", *HydraConfig.get().overrides.task])
     out_dir = Path(cfg.paths.output_dir).resolve()
     for name, result in payload["methods"].items():
         log.info("%s: %s", name, {k: v for k, v in result.items() if k != "per_frame"})

@@ -4,6 +4,7 @@ method) and samples.gif."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,17 @@ from frgan.evaluation.expression_report import expression_markdown, write_expres
 from frgan.metrics import registry
 from frgan.utils.files import atomic_path, write_json_atomic, write_text_atomic
 from frgan.utils.media import to_uint8, write_gif
+from frgan.utils.results_page import provenance, provenance_lines
 
 
-def write_report(out_dir: Path, payload: dict[str, Any], sample_grid: torch.Tensor | None) -> None:
+def write_report(
+    out_dir: Path,
+    payload: dict[str, Any],
+    sample_grid: torch.Tensor | None,
+    command: Sequence[str] | None = None,
+) -> None:
+    """`command`: the command line that ran the evaluation, stated in report.md with the commit,
+    machine and date (kept out of metrics.json, whose numbers repeat run for run)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / "metrics.json", payload, allow_nan=False)
     for metric, title in (("psnr", "PSNR (dB)"), ("ssim", "SSIM")):
@@ -26,7 +35,8 @@ def write_report(out_dir: Path, payload: dict[str, Any], sample_grid: torch.Tens
         write_gif(out_dir / "samples.gif", to_uint8(sample_grid), fps=8)
     if "expression" in payload:
         write_expression_plots(out_dir, payload["expression"])
-    write_text_atomic(out_dir / "report.md", markdown(payload, sample_grid is not None))
+    about = provenance(command) if command is not None else None
+    write_text_atomic(out_dir / "report.md", markdown(payload, sample_grid is not None, about))
 
 
 def format_cell(value: Any, fmt: str) -> str:
@@ -34,7 +44,9 @@ def format_cell(value: Any, fmt: str) -> str:
     return "n/a" if value is None else fmt.format(value)
 
 
-def markdown(payload: dict[str, Any], with_samples: bool) -> str:
+def markdown(
+    payload: dict[str, Any], with_samples: bool, about: dict[str, Any] | None = None
+) -> str:
     protocol, methods, fvd = payload["protocol"], payload["methods"], payload["fvd"]
     with_fvd = fvd["status"] == "computed"
     columns = [m for m in registry.select() if m.region is None]
@@ -44,6 +56,7 @@ def markdown(payload: dict[str, Any], with_samples: bool) -> str:
     lines = [
         "# Evaluation",
         "",
+        *([*provenance_lines(about), ""] if about else []),
         f"Checkpoint `{protocol['checkpoint']}` ({protocol['model'].get('class')}), "
         f"dataset `{protocol['dataset']}`, test subjects {', '.join(protocol['test_subjects'])}.",
         "",

@@ -28,7 +28,9 @@ from rich.table import Table
 from frgan.data import FRGANDataModule
 from frgan.data.structure import StructureRenderer
 from frgan.render import mean_face68
+from frgan.utils import results_page
 from frgan.utils.files import write_json_atomic
+from frgan.utils.stops import end_daemon_workers
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,6 +56,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--subjects", type=int, default=8, help="synthetic subjects to generate")
     parser.add_argument("--out", default="outputs/bench/data.json")
+    results_page.add_docs_option(parser)
     return parser.parse_args()
 
 
@@ -185,36 +188,46 @@ def main() -> None:
         datamodule = build(args, mode)
         datamodule.prepare_data()
         results[mode] = time_loader(datamodule, args.epochs)
+    # the loaders' persistent workers ignore SIGTERM, all that multiprocessing sends them at exit
+    end_daemon_workers()
     renders_per_s = time_renderer(args.structure, args.image_size)
     video_preparation = time_video_preparation(args) if args.videos > 0 else None
 
-    table = Table(
-        title=f"forecast pairs/s, {args.image_size} px, {args.workers} workers, batch {args.batch_size}"
+    title = (
+        f"forecast pairs/s, {args.image_size} px, {args.workers} workers, batch {args.batch_size}"
     )
-    for column in ("mode", "pairs/s", "timed pairs", "setup s", "first batch s"):
-        table.add_column(column, justify="right")
-    for mode, r in results.items():
-        table.add_row(
+    headers = ("mode", "pairs/s", "timed pairs", "setup s", "first batch s")
+    rows = [
+        [
             mode,
             f"{r['pairs_per_s']:.0f}",
             str(r["timed_pairs"]),
             f"{r['setup_s']:.2f}",
             f"{r['first_batch_s']:.2f}",
-        )
+        ]
+        for mode, r in results.items()
+    ]
+    table = Table(title=title)
+    for column in headers:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*row)
     if results:
         console.print(table)
-    console.print(
-        f"renderer alone ({args.structure}): {renders_per_s:.0f} maps/s in one process (2 maps per pair)"
-    )
+    lines = [
+        f"Renderer alone ({args.structure}): {renders_per_s:.0f} maps/s in one process "
+        "(2 maps per pair)."
+    ]
     if video_preparation is not None:
         v = video_preparation
-        console.print(
-            f"prepare from video files (data=videos, mediapipe landmarks, {args.workers} workers): "
-            f"{v['frames_per_s']:.1f} frames/s ({v['frames']} frames of {v['videos']} MP4s in "
-            f"{v['seconds']:.1f} s, load average {v['load_average_1min_before']:.1f} -> "
-            f"{v['load_average_1min_after']:.1f})"
+        lines.append(
+            f"Preparing from video files (data=videos, mediapipe landmarks, {args.workers} "
+            f"workers): {v['frames_per_s']:.1f} frames/s ({v['frames']} frames of {v['videos']} "
+            f"MP4s in {v['seconds']:.1f} s, worker start-up included; load average "
+            f"{v['load_average_1min_before']:.1f} -> {v['load_average_1min_after']:.1f})."
         )
-
+    for line in lines:
+        console.print(line)
     report = {
         "benchmark": "data",
         "image_size": args.image_size,
@@ -235,6 +248,19 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, report)
     console.print(f"wrote {out}")
+    if args.docs:
+        tables = (
+            [results_page.Table(headers, rows, title[0].upper() + title[1:] + ":")] if rows else []
+        )
+        page = results_page.write_results_page(
+            args.docs,
+            "data",
+            "Data pipeline: pairs per second, preparation from videos",
+            tables,
+            report,
+            notes=lines,
+        )
+        console.print(f"wrote {page}")
 
 
 if __name__ == "__main__":

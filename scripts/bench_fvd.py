@@ -18,6 +18,7 @@ import torch
 
 from frgan.metrics.fvd import FrechetVideoDistance
 from frgan.utils.files import write_json_atomic
+from frgan.utils.results_page import Table, add_docs_option, write_results_page
 
 
 def main() -> None:
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/fvd.json"))
+    add_docs_option(parser)
     args = parser.parse_args()
 
     metric = FrechetVideoDistance(batch_size=args.batch)
@@ -57,6 +59,18 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out, result)
     print(f"wrote {args.out}")
+    if args.docs:
+        headers = ("clips", "frames", "input px", "batch", "threads", "seconds", "clips/s")
+        row = [args.clips, args.frames, args.size, args.batch, result["torch_threads"]]
+        row += [f"{seconds:.1f}", f"{result['clips_per_second']:.3f}"]
+        caption = (
+            "Feature extraction through the Kinetics-400 I3D (random clips resized to 224x224), "
+            "after one warm-up batch."
+        )
+        page = write_results_page(
+            args.docs, "fvd", "FVD: I3D clips per second", [Table(headers, [row], caption)], result
+        )
+        print(f"wrote {page}")
 
 
 if __name__ == "__main__":

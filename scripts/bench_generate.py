@@ -34,6 +34,7 @@ from frgan.inference.faces import driver_take, find_landmarks, source_face
 from frgan.inference.frames import read_driver, read_image
 from frgan.models import ForecastGAN
 from frgan.synthetic import generate_dataset
+from frgan.utils import results_page
 from frgan.utils.files import write_json_atomic
 from frgan.utils.media import write_gif, write_mp4
 
@@ -115,6 +116,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/generate.json"))
+    results_page.add_docs_option(parser)
     args = parser.parse_args()
     if min(args.frames, args.chunk, args.repeats) < 1:
         parser.error("--frames, --chunk and --repeats must be >= 1")
@@ -132,48 +134,59 @@ def main() -> None:
     mediapipe = mediapipe_seconds_per_frame(min(args.frames, 16))
     load_after = os.getloadavg()
 
-    table = Table(title=f"frgan.generate, seconds per frame ({args.image_size} px, CPU)")
-    for column in (
-        "preset",
-        "G params",
-        "landmarks+crop",
-        "retarget+render",
-        "model",
-        "grid+write",
-        "total s/frame",
-    ):
-        table.add_column(column, justify="right")
+    title = f"frgan.generate, seconds per frame ({args.image_size} px, CPU)"
+    headers = ("preset", "G params", "landmarks+crop", "retarget+render", "model", "grid+write")
+    headers += ("total s/frame",)
+    stages = ("landmarks_crop", "retarget_render", "model", "grid_write")
+    rows = []
     for r in results:
-        per_frame = {k: v / r["frames"] for k, v in r["seconds"].items()}
-        table.add_row(
-            r["preset"], f"{r['generator_parameters'] / 1e6:.1f} M",
-            *(f"{per_frame[k]:.4f}" for k in ("landmarks_crop", "retarget_render", "model", "grid_write")),
-            f"{r['seconds_per_frame']:.4f}",
-        )  # fmt: skip
+        per_frame = [f"{r['seconds'][k] / r['frames']:.4f}" for k in stages]
+        params = f"{r['generator_parameters'] / 1e6:.1f} M"
+        rows.append([r["preset"], params, *per_frame, f"{r['seconds_per_frame']:.4f}"])
+    table = Table(title=title)
+    for column in headers:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
+    lines = []
     if mediapipe is not None:
-        console.print(
-            f"MediaPipe landmarks (drivers without ground truth): {mediapipe:.4f} s per frame"
+        lines.append(
+            f"MediaPipe landmarks (drivers without ground truth): {mediapipe:.4f} s per frame."
         )
-    console.print(
-        f"torch threads {torch.get_num_threads()}, load average {load_before[0]:.1f} before, "
-        f"{load_after[0]:.1f} after"
+    lines.append(
+        f"Torch threads {torch.get_num_threads()}, load average {load_before[0]:.1f} before, "
+        f"{load_after[0]:.1f} after."
     )
+    for line in lines:
+        console.print(line)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(
-        args.out,
-        {
-            "results": results,
-            "mediapipe_seconds_per_frame": mediapipe,
-            "torch_threads": torch.get_num_threads(),
-            "load_average_before": load_before,
-            "load_average_after": load_after,
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-            "torch": torch.__version__,
-        },
-        indent=2,
-    )
+    report = {
+        "results": results,
+        "mediapipe_seconds_per_frame": mediapipe,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "torch": torch.__version__,
+    }
+    write_json_atomic(args.out, report)
     console.print(f"JSON: {args.out}")
+    if args.docs:
+        caption = (
+            f"Seconds per generated frame by stage, {args.frames} frames in chunks of "
+            f"{args.chunk}, the fastest of {args.repeats} runs; synthetic source and driver with "
+            "ground-truth landmarks, random weights (the time does not depend on them)."
+        )
+        page = results_page.write_results_page(
+            args.docs,
+            "generate",
+            "Generate: seconds per frame",
+            [results_page.Table(headers, rows, caption)],
+            report,
+            notes=lines,
+        )
+        console.print(f"wrote {page}")
 
 
 if __name__ == "__main__":

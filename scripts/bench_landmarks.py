@@ -30,6 +30,7 @@ from frgan.inference.faces import quiet_native_output
 from frgan.synthetic.expressions import EXPRESSIONS
 from frgan.synthetic.take_video import render_take
 from frgan.utils.files import write_json_atomic
+from frgan.utils.results_page import Table, add_docs_option, text_table, write_results_page
 
 DEFAULT_SET_FRAMES = 24 * 6 * 2 * (24 + 64) / 2  # conf/data/synthetic.yaml synth: expected frames
 
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=3)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/landmarks.json"))
+    add_docs_option(parser)
     args = parser.parse_args()
 
     takes = [
@@ -89,19 +91,26 @@ def main() -> None:
         np.mean([np.abs(np.diff(t.landmarks_468[..., :2], axis=0)).mean() for t in takes])
     )
     per_frame = seconds / frames
-    print(f"{len(takes)} takes, {frames} frames at {args.image_size} px")
-    print(f"{'mesh/smoothing':<20} {'jitter px':>10} {'error px':>9} {'no face':>8}")
-    for name, row in results.items():
-        print(
-            f"{name:<20} {row['jitter_px']:>10.3f} {row['error_px']:>9.3f} "
-            f"{row['frames_without_face']:>8}"
-        )
-    print(f"ground truth's own mean frame-to-frame motion: {truth_jitter:.3f} px")
-    print(
+    headers = ("mesh", "smoothing", "jitter (px)", "error (px)", "frames without face")
+    rows = [
+        [
+            row["mesh"],
+            row["smoothing"],
+            f"{row['jitter_px']:.3f}",
+            f"{row['error_px']:.2f}",
+            str(row["frames_without_face"]),
+        ]
+        for row in results.values()
+    ]
+    summary = [
+        f"{len(takes)} takes, {frames} frames at {args.image_size} px; the ground truth's own "
+        f"mean frame-to-frame motion: {truth_jitter:.3f} px.",
         f"MediaPipe: {per_frame * 1e3:.1f} ms per frame; the default synthetic set "
         f"(~{DEFAULT_SET_FRAMES:.0f} frames) takes ~{DEFAULT_SET_FRAMES * per_frame / 60:.1f} "
-        "min of landmark detection in one process"
-    )
+        "min of landmark detection in one process.",
+    ]
+    print(text_table(headers, rows))
+    print("\n".join(summary))
     report = {
         "takes": len(takes),
         "frames": frames,
@@ -115,6 +124,22 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out, report)
     print(f"wrote {args.out}")
+    if args.docs:
+        caption = (
+            "Jitter: mean |(p[t+1] - p[t]) - (g[t+1] - g[t])| per coordinate, the frame-to-frame "
+            "motion the face did not make; error: mean distance |p - g| (it includes MediaPipe's "
+            "systematic offsets from the generator's landmark definition, which smoothing cannot "
+            "remove). Pixels of the frame."
+        )
+        page = write_results_page(
+            args.docs,
+            "landmarks",
+            "MediaPipe landmarks against the synthetic ground truth",
+            [Table(headers, rows, caption)],
+            report,
+            notes=summary,
+        )
+        print(f"wrote {page}")
 
 
 if __name__ == "__main__":

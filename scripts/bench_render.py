@@ -23,6 +23,7 @@ import numpy as np
 from frgan.render import FACE68_TRIANGLES, mean_face68, normal_map, normal_maps
 from frgan.render.mesh468 import MESH468_TRIANGLES, mean_mesh468
 from frgan.utils.files import write_json_atomic
+from frgan.utils.results_page import Table, add_docs_option, text_table, write_results_page
 
 DENSE_VERTICES, DENSE_TRIANGLES = 53_215, 105_840
 REFERENCE_MS = {64: 40.3, 128: 66.7}  # the original release's renderer, same machines
@@ -157,18 +158,30 @@ def run(repeats: int) -> list[dict]:
     return results
 
 
-def print_table(results: list[dict]) -> None:
-    header = (
-        f"{'case':<30} {'px':>4} {'T':>3} {'ms/map':>8} {'best':>8} {'maps/s':>9} {'vs ref':>7}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        speedup = f"{r['speedup_vs_reference']:.0f}x" if r["speedup_vs_reference"] else ""
-        print(
-            f"{r['case']:<30} {r['size']:>4} {r['frames_per_call']:>3} {r['ms_per_map_median']:>8.3f} "
-            f"{r['ms_per_map_best']:>8.3f} {r['maps_per_s']:>9.0f} {speedup:>7}"
-        )
+TABLE_HEADERS = (
+    "case",
+    "px",
+    "frames per call",
+    "ms per map (median)",
+    "best ms",
+    "maps/s",
+    "vs original",
+)
+
+
+def table_rows(results: list[dict]) -> list[list[str]]:
+    return [
+        [
+            r["case"],
+            str(r["size"]),
+            str(r["frames_per_call"]),
+            f"{r['ms_per_map_median']:.3f}",
+            f"{r['ms_per_map_best']:.3f}",
+            f"{r['maps_per_s']:.0f}",
+            f"{r['speedup_vs_reference']:.0f}x" if r["speedup_vs_reference"] else "",
+        ]
+        for r in results
+    ]
 
 
 def check_targets(results: list[dict]) -> dict:
@@ -186,10 +199,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/render.json"))
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per dense case")
+    add_docs_option(parser)
     args = parser.parse_args()
 
     results = run(args.repeats)
-    print_table(results)
+    print(text_table(TABLE_HEADERS, table_rows(results)))
     targets = check_targets(results)
     for name, met in targets.items():
         print(f"target {name}: {'met' if met else 'NOT met'}")
@@ -207,6 +221,27 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out, report)
     print(f"wrote {args.out}")
+    if args.docs:
+        page = write_results_page(
+            args.docs,
+            "render",
+            "Structure renderer: normal maps per second on one core",
+            [
+                Table(
+                    TABLE_HEADERS,
+                    table_rows(results),
+                    "Median (and best) time per map over the repeats; the original release's "
+                    f"renderer took {REFERENCE_MS[64]} ms (64 px) and {REFERENCE_MS[128]} ms "
+                    "(128 px) per dense map on the same machines.",
+                ),
+                Table(
+                    ("target", "met"),
+                    [[name, "yes" if met else "NO"] for name, met in targets.items()],
+                ),
+            ],
+            report,
+        )
+        print(f"wrote {page}")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import frgan.models.blocks as blocks
 from frgan.models import ForecastGAN, Generator, RefineGAN
+from frgan.utils import results_page
 from frgan.utils.files import write_json_atomic
 from frgan.utils.threads import (
     OPENMP_WAIT_VARIABLES,
@@ -445,71 +446,99 @@ def bench_contention(args: argparse.Namespace, folder: Path) -> dict:
     return result
 
 
-def print_contention_table(console: Console, result: dict) -> None:
-    table = Table(
-        title=f"Beside one CPU-bound job ({result['competitor']}): the {result['preset']} "
-        f"forecast step, batch {result['batch_size']}, {result['reps']} interleaved reps"
+def show(console: Console, table: results_page.Table) -> None:
+    """Print a results table (the rows a docs page gets) as a rich table, its notes below."""
+    shown = Table(title=table.caption)
+    for column in table.headers:
+        shown.add_column(column, justify="right")
+    for row in table.rows:
+        shown.add_row(*row)
+    console.print(shown)
+    for note in table.notes:
+        console.print(note)
+
+
+def forecast_table(results: list[dict], args) -> results_page.Table:
+    headers = ("preset", "precision", "batch", "step s", "CPU s", "samples/s", "vs release")
+    headers += ("train GFLOP/sample", "G fwd GFLOP/sample", "MFU")
+    rows = []
+    for r in results:
+        comparable = (r["preset"], r["batch_size"]) == (
+            REFERENCE["preset"],
+            REFERENCE["batch_size"],
+        )
+        rows.append(
+            [
+                r["preset"],
+                r["precision"],
+                str(r["batch_size"]),
+                f"{min(r['step_s']):.2f}",
+                f"{min(r['cpu_s']):.2f}",
+                f"{r['samples_per_s']:.2f}",
+                f"{r['samples_per_s'] / REFERENCE['samples_per_s']:.2f}x" if comparable else "-",
+                f"{r['train_flops_per_sample'] / 1e9:.1f}",
+                f"{r['generator_forward_flops_per_sample'] / 1e9:.1f}",
+                f"{r['mfu']:.1%}" if "mfu" in r else "-",
+            ]
+        )
+    caption = (
+        f"ForecastGAN training step, {args.image_size} px (critic + generator), the fastest of "
+        f"{args.steps} timed steps; vs release: against the release's "
+        f"{REFERENCE['samples_per_s']} samples/s ({REFERENCE['preset']} preset, batch "
+        f"{REFERENCE['batch_size']}, fp32, 2-core CPU)"
     )
-    for column in ("policy", "threads", "alone samples/s", "beside samples/s", "kept share"):
-        table.add_column(column, justify="right")
-    for policy, r in result["policies"].items():
-        table.add_row(
+    return results_page.Table(headers, rows, caption)
+
+
+def contention_table(result: dict) -> results_page.Table:
+    rows = [
+        [
             policy,
             str(r["threads"]),
             f"{r['alone_samples_per_s']:.2f}",
             f"{r['beside_samples_per_s']:.2f}",
             f"{r['kept_share']:.0%}",
-        )
-    console.print(table)
-    console.print(
-        f"passive vs torch: alone {result['passive_alone_vs_torch_alone']:.2f}x, beside the "
-        f"competitor {result['passive_beside_vs_torch_beside']:.2f}x; load average after each "
-        f"run {', '.join(f'{x:.1f}' for x in result['load_average_after_each_run'])}"
+        ]
+        for policy, r in result["policies"].items()
+    ]
+    return results_page.Table(
+        ("policy", "threads", "alone samples/s", "beside samples/s", "kept share"),
+        rows,
+        f"Beside one CPU-bound job ({result['competitor']}): the {result['preset']} "
+        f"forecast step, batch {result['batch_size']}, {result['reps']} interleaved reps",
+        (
+            f"passive vs torch: alone {result['passive_alone_vs_torch_alone']:.2f}x, beside the "
+            f"competitor {result['passive_beside_vs_torch_beside']:.2f}x; load average after "
+            f"each run {', '.join(f'{x:.1f}' for x in result['load_average_after_each_run'])}",
+        ),
     )
 
 
-def print_run_table(console: Console, run: dict, steps: list[dict]) -> None:
-    table = Table(title=f"The real run ({' '.join(run['command'][2:])})")
-    for column in ("batches", "fit s", "batches/s", "steps", "data", "validation", "other"):
-        table.add_column(column, justify="right")
+def run_table(run: dict, steps: list[dict]) -> results_page.Table:
     share = run["share"]
-    table.add_row(
-        str(run["batches"]),
-        f"{run['fit_s']:.0f}",
-        f"{run['batches_per_s']:.3f}",
-        *(f"{share[name]:.0%}" for name in ("steps", "data", "validation", "other")),
-    )
-    console.print(table)
-    step_rate = run["step_batches_per_s"]
-    console.print(f"inside the run, the training step alone: {step_rate:.3f} batches/s")
+    row = [str(run["batches"]), f"{run['fit_s']:.0f}", f"{run['batches_per_s']:.3f}"]
+    row += [f"{share[name]:.0%}" for name in ("steps", "data", "validation", "other")]
+    notes = [f"inside the run, the training step alone: {run['step_batches_per_s']:.3f} batches/s"]
     for r in steps:
         if (r["preset"], r["precision"]) == ("small", "32-true"):
             pure = 1 / (sum(r["step_s"]) / len(r["step_s"]))  # the mean, as the run sees it
-            console.print(
+            notes.append(
                 f"pure step ({r['preset']}, batch {r['batch_size']}, mean of {r['steps']}): "
                 f"{pure:.3f} batches/s; the real run reaches {run['batches_per_s'] / pure:.0%} of it"
             )
-
-
-def print_refine_table(console: Console, results: list[dict], args) -> None:
-    table = Table(
-        title=f"RefineGAN training step, {args.clip_length} frames at {args.image_size} px "
-        "(forecaster + critic + generator)"
+    return results_page.Table(
+        ("batches", "fit s", "batches/s", "steps", "data", "validation", "other"),
+        [row],
+        f"The real run ({' '.join(run['command'][2:])})",
+        notes,
     )
-    for column in (
-        "preset",
-        "precision",
-        "clips",
-        "step s",
-        "CPU s",
-        "clips/s",
-        "forecast share",
-        "clips/s cached",
-        "train GFLOP/clip",
-    ):
-        table.add_column(column, justify="right")
-    for r in results:
-        table.add_row(
+
+
+def refine_table(results: list[dict], args) -> results_page.Table:
+    headers = ("preset", "precision", "clips", "step s", "CPU s", "clips/s", "forecast share")
+    headers += ("clips/s cached", "train GFLOP/clip")
+    rows = [
+        [
             r["preset"],
             r["precision"],
             str(r["clips_per_batch"]),
@@ -519,8 +548,14 @@ def print_refine_table(console: Console, results: list[dict], args) -> None:
             f"{r['forecast_share']:.0%}",
             f"{r['clips_per_s_cached']:.2f}",
             f"{r['train_flops_per_clip'] / 1e9:.1f}",
-        )
-    console.print(table)
+        ]
+        for r in results
+    ]
+    caption = (
+        f"RefineGAN training step, {args.clip_length} frames at {args.image_size} px "
+        "(forecaster + critic + generator)"
+    )
+    return results_page.Table(headers, rows, caption)
 
 
 def main() -> None:
@@ -568,6 +603,7 @@ def main() -> None:
     )
     parser.add_argument("--competitor-first", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/train.json"))
+    results_page.add_docs_option(parser)
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 1 or args.batch_size < 1:
         parser.error(
@@ -595,59 +631,33 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as folder:
                     refine_results.append(bench_refine(preset, precision, args, Path(folder)))
 
-    table = Table(title=f"ForecastGAN training step, {args.image_size} px (critic + generator)")
-    for column in (
-        "preset",
-        "precision",
-        "batch",
-        "step s",
-        "CPU s",
-        "samples/s",
-        "vs release",
-        "train GFLOP/sample",
-        "G fwd GFLOP/sample",
-        "MFU",
-    ):
-        table.add_column(column, justify="right")
-    for r in results:
-        step_s = min(r["step_s"])
-        comparable = (r["preset"], r["batch_size"]) == (
-            REFERENCE["preset"],
-            REFERENCE["batch_size"],
-        )
-        table.add_row(
-            r["preset"],
-            r["precision"],
-            str(r["batch_size"]),
-            f"{step_s:.2f}",
-            f"{min(r['cpu_s']):.2f}",
-            f"{r['samples_per_s']:.2f}",
-            f"{r['samples_per_s'] / REFERENCE['samples_per_s']:.2f}x" if comparable else "-",
-            f"{r['train_flops_per_sample'] / 1e9:.1f}",
-            f"{r['generator_forward_flops_per_sample'] / 1e9:.1f}",
-            f"{r['mfu']:.1%}" if "mfu" in r else "-",
-        )
+    tables = []
     if results:
-        console.print(table)
+        tables.append(forecast_table(results, args))
+        show(console, tables[-1])
     run_result = None
     if "run" in args.stages:
         console.print(f"[bold]real run[/] {args.run_batches} batches ...")
         with tempfile.TemporaryDirectory() as folder:
             run_result = bench_run(args, Path(folder))
-        print_run_table(console, run_result, results)
+        tables.append(run_table(run_result, results))
+        show(console, tables[-1])
     if refine_results:
-        print_refine_table(console, refine_results, args)
+        tables.append(refine_table(refine_results, args))
+        show(console, tables[-1])
     contention = None
     if "contention" in args.stages:
         console.print(f"[bold]contention[/] {args.contention_reps} reps of each policy ...")
         with tempfile.TemporaryDirectory() as folder:
             contention = bench_contention(args, Path(folder))
-        print_contention_table(console, contention)
+        tables.append(contention_table(contention))
+        show(console, tables[-1])
     load_after = os.getloadavg()
-    console.print(
+    load_line = (
         f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
         f"on {os.cpu_count()} CPUs (a load above the CPU count means shared, noisy timings)"
     )
+    console.print(load_line)
 
     report = {
         "machine": {
@@ -669,6 +679,25 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out, report)
     console.print(f"wrote {args.out}")
+    if args.docs:
+        page = results_page.write_results_page(
+            args.docs,
+            docs_page_name(args),
+            "Training throughput: " + ", ".join(args.stages),
+            tables,
+            report,
+            notes=[load_line[0].upper() + load_line[1:] + "."],
+        )
+        console.print(f"wrote {page}")
+
+
+def docs_page_name(args) -> str:
+    """train_<stages>, with _gpu when the steps ran on a GPU: runs of other stages or devices
+    keep their own pages."""
+    on_gpu = args.accelerator in ("gpu", "cuda") or (
+        args.accelerator == "auto" and torch.cuda.is_available()
+    )
+    return "train_" + "_".join(args.stages) + ("_gpu" if on_gpu else "")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import torch
 
 from frgan.metrics.fvd import frechet_distance, frechet_distance_gaussians, jackknife_interval
 from frgan.utils.files import write_json_atomic
+from frgan.utils.results_page import Table, add_docs_option, write_results_page
 
 CASES = {  # mean offset scale, whether the covariances differ
     "same distribution": (0.0, False),
@@ -112,6 +113,7 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("outputs/bench/fvd_interval_coverage.json")
     )
+    add_docs_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -150,6 +152,45 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out, result)
     print(f"wrote {args.out}")
+    if args.docs:
+        page = write_results_page(
+            args.docs,
+            "fvd_interval_coverage",
+            "FVD's 95% interval: coverage on Gaussian features",
+            [page_table(result)],
+            result,
+        )
+        print(f"wrote {page}")
+
+
+def page_table(result: dict) -> Table:
+    headers = ["dims", "clips", "case", "FD", "E[FD_n]", "jackknife covers E[FD_n]"]
+    headers += ["jackknife covers FD", "width / ideal"]
+    with_bootstrap = result["bootstrap_resamples"] > 0
+    if with_bootstrap:
+        headers += ["bootstrap covers E[FD_n]", "bootstrap misses its FVD"]
+    rows = []
+    for row in result["rows"]:
+        cells = [row["dims"], row["clips"], row["case"], f"{row['population_distance']:.2f}"]
+        cells += [f"{row['expected_fd_at_n']:.2f}", f"{row['jackknife_coverage_of_expected']:.3f}"]
+        cells += [f"{row['jackknife_coverage_of_population']:.3f}"]
+        cells += [f"{row['jackknife_mean_width'] / row['ideal_width']:.2f}"]
+        if with_bootstrap:
+            cells += [f"{row['bootstrap_coverage_of_expected']:.3f}"]
+            cells += [f"{row['bootstrap_misses_its_estimate']:.3f}"]
+        rows.append(cells)
+    caption = (
+        f"{result['reps']} pairs of sets per row; E[FD_n], the expected distance at n clips, from "
+        f"{result['draws_for_expected']} more; FD is the population distance (closed form). "
+        "Coverage: the share of pairs whose interval contains it; width / ideal: the interval's "
+        "mean width over 2 x 1.96 x the spread of FD_n."
+    )
+    if with_bootstrap:
+        caption += (
+            f" Bootstrap: the percentile bootstrap with replacement ({result['bootstrap_resamples']}"
+            " resamples) FVD reported before."
+        )
+    return Table(headers, rows, caption)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 #   1. one GPU: training steps of the paper preset in 16-mixed and bf16-mixed (scripts/bench_train.py),
 #      samples/s and MFU (peak TFLOP/s from the GPU's name, or PEAK_TFLOPS=... to set it);
 #   2. DDP over every visible GPU: a few steps of a real run (tiny synthetic set, bf16-mixed).
-# Outputs under outputs/gpu_check/<date>_<time>/ (bench JSON, the DDP run folder, logs).
+# Outputs under outputs/gpu_check/<date>_<time>/ (bench JSON and its results page
+# train_forecast_refine_gpu.md, the DDP run folder, logs).
 # Without a CUDA GPU it stops at once with `error: ...` and status 2.
 #   scripts/gpu_check.sh                      # PYTHON=.venv/bin/python by default
 #   PEAK_TFLOPS=989 BATCH=64 scripts/gpu_check.sh
@@ -41,7 +42,7 @@ export WANDB_MODE=disabled
 echo "== 1/2 one GPU: paper preset, batch $BATCH, 16-mixed and bf16-mixed"
 timeout 180 "$PYTHON" scripts/bench_train.py --accelerator gpu --presets paper \
     --precisions 16-mixed bf16-mixed --batch-size "$BATCH" --warmup 2 --steps 5 \
-    ${PEAK_TFLOPS:+--peak-tflops "$PEAK_TFLOPS"} --out "$OUT/bench_train.json" \
+    ${PEAK_TFLOPS:+--peak-tflops "$PEAK_TFLOPS"} --out "$OUT/bench_train.json" --docs "$OUT" \
     2>&1 | tee "$OUT/bench_train.log"
 
 echo "== 2/2 DDP over $gpus GPU(s): a few steps of a real run (tiny synthetic set)"

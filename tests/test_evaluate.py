@@ -104,13 +104,20 @@ def test_fvd_is_skipped_and_says_why_without_weights(tiny_data_dir, tiny_checkpo
             f"ckpt={tiny_checkpoint}",
             f"evaluation.fvd.weights={tmp_path / 'absent.ckpt'}",
             "evaluation.sample_videos=0",
-        )
+        ),
+        command=["python", "-m", "frgan.evaluate", "ckpt=<run>"],
     )
     assert payload["fvd"]["status"] == "skipped"
     assert "make install" in payload["fvd"]["reason"]
     assert "fvd" not in payload["methods"]["forecast"], "no made-up number"
-    assert "FVD: skipped" in (run / "report.md").read_text()
+    report = (run / "report.md").read_text()
+    assert "FVD: skipped" in report
     assert not (run / "samples.gif").exists()
+    # the report says how it was made; metrics.json keeps only numbers that repeat
+    assert "- command: `python -m frgan.evaluate 'ckpt=<run>'`" in report
+    for field in ("commit", "machine", "date"):
+        assert f"\n- {field}: " in report.split("| method |")[0]
+    assert "provenance" not in json.loads((run / "metrics.json").read_text())
 
 
 def test_user_errors_are_clear(tiny_data_dir, tiny_checkpoint, tmp_path):
