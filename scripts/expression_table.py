@@ -316,7 +316,7 @@ def describe_run(run: Run) -> str:
     line += f" ({label if label is not ABSENT else run.method})"
     subjects = protocol.get("test_subjects")
     if subjects is not None:
-        line += f"; test subjects {', '.join(subjects)}"
+        line += f"; test subjects {', '.join(map(str, subjects))}"
     if "videos" in protocol:
         line += (
             f": {protocol['videos']} videos ({protocol.get('takes')} test takes), "
@@ -325,12 +325,12 @@ def describe_run(run: Run) -> str:
     expression = run.metrics.get("expression") or {}
     same = expression.get("same_identity")
     if same is not None:
-        line += f"; {same['pairs']} apex pairs, {same['blink_frames']} blink frames"
+        line += f"; {same.get('pairs')} apex pairs, {same.get('blink_frames')} blink frames"
     else:
         line += f"; no expression analysis ({expression.get('reason', 'not in metrics.json')})"
     cross = expression.get("cross_identity")
     if cross is not None:
-        line += f"; cross identity: {cross['pairs']} frames of {cross['runs']} runs"
+        line += f"; cross identity: {cross.get('pairs')} frames of {cross.get('runs')} runs"
     return line
 
 
