@@ -115,10 +115,11 @@ def test_the_readme_opens_with_its_two_commands():
     assert text.index("```bash") < text.index("## Contents")
 
 
-@pytest.mark.parametrize(
-    "page", sorted((REPO / "docs" / "bench").glob("*.md")), ids=lambda p: p.name
-)
-def test_every_benchmark_page_says_how_it_was_made(page):
+RESULTS_PAGES = sorted(p for p in (REPO / "docs").rglob("*.md") if p.with_suffix(".json").exists())
+
+
+@pytest.mark.parametrize("page", RESULTS_PAGES, ids=lambda p: str(p.relative_to(REPO / "docs")))
+def test_every_results_page_says_how_it_was_made(page):
     header = page.read_text().split("\n|", 1)[0]
     for field in PROVENANCE_FIELDS:
         assert re.search(rf"^- {field}: \S", header, re.MULTILINE), f"{page.name}: no {field}"

@@ -22,7 +22,7 @@ MEASURE_LABELS = {
 ROW_LABELS = {"copy_first_frame": "copy first frame", "noise_floor": "noise floor (JPEG)"}
 
 
-def _ratio(summary: dict | None, interval: bool = False) -> str:
+def format_ratio(summary: dict | None, interval: bool = False) -> str:
     """0.55x, or with its 95% bootstrap interval 0.55x [0.48, 0.62]; n/a without a ratio."""
     if not summary or summary.get("ratio") is None:
         return "n/a"
@@ -36,10 +36,14 @@ def _signed(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.3f}"
 
 
+def format_calibrated(summary: dict | None) -> str:
+    """Cross identity: the calibrated ratio, 1.05x; n/a without one."""
+    return format_ratio({"ratio": None if summary is None else summary.get("calibrated_ratio")})
+
+
 def _both(summary: dict) -> str:
     """Cross identity: ratio/calibrated ratio."""
-    calibrated = summary.get("calibrated_ratio")
-    return f"{_ratio(summary)}/{'n/a' if calibrated is None else f'{calibrated:.2f}x'}"
+    return f"{format_ratio(summary)}/{format_calibrated(summary)}"
 
 
 def _pair(cell: dict) -> str:
@@ -73,14 +77,14 @@ def expression_key_lines(expression: dict[str, Any]) -> list[str]:
             per = amplitude[measure]["per_expression"]
             lines.append(
                 f"  {method} {MEASURE_LABELS[measure]} amplitude: "
-                f"{_ratio(amplitude[measure]['overall'], interval=True)} overall; "
-                + ", ".join(f"{name} {_ratio(s)}" for name, s in per.items())
+                f"{format_ratio(amplitude[measure]['overall'], interval=True)} overall; "
+                + ", ".join(f"{name} {format_ratio(s)}" for name, s in per.items())
             )
         blinks = amplitude["blinks"]
         lines.append(
-            f"  {method} lowered brows: {_ratio(amplitude['lowered_brows'], interval=True)} "
+            f"  {method} lowered brows: {format_ratio(amplitude['lowered_brows'], interval=True)} "
             f"({amplitude['lowered_brows']['pairs']} pairs); blinks: closure "
-            f"{_ratio(blinks)}, eyes closed on {blinks['closed']}/{blinks['visible']} blink frames "
+            f"{format_ratio(blinks)}, eyes closed on {blinks['closed']}/{blinks['visible']} blink frames "
             "(where the re-detected truth closes)"
         )
     cross = expression.get("cross_identity")
@@ -124,11 +128,12 @@ def _amplitude_rows(amplitude: dict, breakdown: str, calibrated: bool = False) -
             for measure in MEASURES
         }
         cells = [
-            f"{_ratio(s, interval=True)} ({_signed(s['truth_change'])})" for s in summaries.values()
+            f"{format_ratio(s, interval=True)} ({_signed(s['truth_change'])})"
+            for s in summaries.values()
         ]
         mouth = summaries["mouth_opening"]
         error = "n/a" if mouth["error"] is None else f"{mouth['error']:.3f}"
-        extra = [_both(mouth).split("/")[1]] if calibrated else []
+        extra = [format_calibrated(mouth)] if calibrated else []
         rows.append([name, *cells, error, *extra, str(mouth["pairs"])])
     return rows
 
@@ -170,7 +175,7 @@ def expression_markdown(expression: dict[str, Any]) -> list[str]:
         "gap / eye width; brow height: brow to eye / eye distance). n/a: the truth hardly "
         "moves there. The detector reads the truth's own change as "
         + ", ".join(
-            f"{MEASURE_LABELS[m]} {_ratio({'ratio': v['overall']})}"
+            f"{MEASURE_LABELS[m]} {format_ratio({'ratio': v['overall']})}"
             for m, v in same["detector_calibration"].items()
         )
         + " of the ground-truth landmarks'.",
@@ -191,8 +196,8 @@ def expression_markdown(expression: dict[str, Any]) -> list[str]:
         lines += [
             "",
             f"- lowered brows (true brow height down by more than {settings['lowered_brow']}): "
-            f"{_ratio(lowered)} over {lowered['pairs']} pairs",
-            f"- blinks: eye-opening closure {_ratio(blinks)}; the eyes close (at least "
+            f"{format_ratio(lowered)} over {lowered['pairs']} pairs",
+            f"- blinks: eye-opening closure {format_ratio(blinks)}; the eyes close (at least "
             f"{settings['closed_fraction']:.0%} of the truth's closure) on {blinks['closed']} "
             f"of the {blinks['visible']} blink frames where the re-detected truth closes "
             f"({blinks['pairs']} blink frames)",

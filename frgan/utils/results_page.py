@@ -191,14 +191,14 @@ def write_results_page(
     return write_text_atomic(folder / f"{name}.md", page_markdown(title, tables, about, notes))
 
 
-def add_docs_option(parser: argparse.ArgumentParser) -> None:
-    """`--docs [FOLDER]`: also write the figures as a results page (default docs/bench/)."""
+def add_docs_option(parser: argparse.ArgumentParser, folder: Path = DOCS_BENCH) -> None:
+    """`--docs [FOLDER]`: also write the figures as a results page (default `folder`)."""
     parser.add_argument(
         "--docs",
         nargs="?",
-        const=DOCS_BENCH,
+        const=folder,
         default=None,
         type=Path,
         metavar="FOLDER",
-        help=f"also write the figures as a Markdown page + JSON into FOLDER (default {DOCS_BENCH})",
+        help=f"also write the figures as a Markdown page + JSON into FOLDER (default {folder})",
     )
