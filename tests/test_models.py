@@ -506,3 +506,33 @@ def test_part_critics_train_on_crops_and_join_the_generator_loss_and_identity(tm
         model.generator_inputs({k: v for k, v in batch.items() if k != "lt"})
     with pytest.raises(ConfigError, match="mouth, eyes_brows"):
         ForecastGAN(preset="tiny", image_size=SIZE, part_critics={"nose": 1.0})
+    with pytest.raises(ConfigError, match="model.part_critics too"):
+        ForecastGAN(preset="tiny", image_size=SIZE, part_feature_matching=1.0)
+
+
+def test_part_feature_matching_pulls_generated_parts_towards_real_ones_only():
+    from frgan.models.part_critic import feature_matching, part_crops
+
+    torch.manual_seed(0)
+    options = dict(preset="tiny", image_size=SIZE, part_critics={"mouth": 1.0})
+    plain = ForecastGAN(**options)
+    model = ForecastGAN(**options, part_feature_matching=10.0)
+    model.load_state_dict(plain.state_dict())
+    pairs = PairsWithLandmarks()
+    batch = {
+        k: torch.stack([pairs[i][k] for i in range(4)]) for k in ("x0", "s0", "xt", "st", "lt")
+    }
+    batch["retargeted"] = torch.tensor([False, False, False, True])
+    inputs = model.generator_inputs(batch)
+    output = model.run_generator(inputs, model.generator)
+    plain_loss, _ = plain.generator_loss(inputs, output)
+    loss, logged = model.generator_loss(inputs, output)
+    real, fake, st = (
+        part_crops(x, batch["lt"], "mouth") for x in (batch["xt"], output.frame, batch["st"])
+    )
+    per_sample = feature_matching(model.part_critics["mouth"], real, fake, st)
+    assert torch.allclose(logged["matching_mouth"], per_sample[:3].mean())  # paired samples only
+    assert torch.allclose(loss, plain_loss + 10.0 * per_sample[:3].mean(), rtol=1e-5)
+    assert torch.equal(
+        feature_matching(model.part_critics["mouth"], real, real, st), torch.zeros(4)
+    )

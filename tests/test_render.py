@@ -457,3 +457,42 @@ def test_face_parts_show_an_open_mouth_closed_eyes_and_brows_in_their_colours():
     )
     away = sum(part_coverage(face, 64, 64).values()) == 0
     np.testing.assert_array_equal(parts[0][:, away], plain[0][:, away])  # shape elsewhere untouched
+
+
+def test_teeth_fill_a_smiles_narrow_opening_and_part_where_the_jaw_drops():
+    from frgan.data.structure import StructureRenderer
+    from frgan.render.face68 import mean_face68
+    from frgan.render.parts import PART_COLOURS, REST_LIP_LINE, part_coverage
+
+    below_nose, above_chin = REST_LIP_LINE
+    assert 0 < below_nose < above_chin  # the lips meet between the nose and the chin
+
+    face = mean_face68(64, 64)
+    face[60:68, 1] = face[60:68, 1].mean()  # inner lips together at rest
+    assert "teeth" not in part_coverage(face, 64, 64)
+    at_rest = part_coverage(face, 64, 64, teeth=True)["teeth"].sum()  # the lip line's pixels
+
+    smile = face.copy()  # lips part a little, the jaw stays: the teeth show
+    smile[[61, 62, 63], 1] -= 1.0
+    smile[[65, 66, 67], 1] += 1.0
+    parts = part_coverage(smile, 64, 64, teeth=True)
+    assert parts["teeth"].sum() > max(10, 4 * at_rest)
+    assert parts["teeth"].sum() > 5 * parts["cavity"].sum()
+    plain = part_coverage(smile, 64, 64)
+    np.testing.assert_allclose(parts["teeth"] + parts["cavity"], plain["cavity"], atol=1e-6)
+
+    dropped = smile.copy()  # and the jaw drops 6 px: a dark gap opens between the teeth
+    dropped[list(range(5, 12)) + [55, 56, 57, 58, 59, 65, 66, 67], 1] += 6.0
+    parts = part_coverage(dropped, 64, 64, teeth=True)
+    assert parts["cavity"].sum() > 20 and parts["teeth"].sum() > 10
+    column = parts["teeth"][:, 32] + parts["cavity"][:, 32]
+    rows = np.flatnonzero(column > 0.5)
+    top, middle, bottom = rows[0], rows[len(rows) // 2], rows[-1]
+    assert parts["teeth"][top, 32] > 0.5 and parts["teeth"][bottom, 32] > 0.5
+    assert parts["cavity"][middle, 32] > 0.5
+
+    maps = StructureRenderer("normal_parts_teeth", 64)(np.stack([smile]).astype(np.float32))
+    teeth = part_coverage(smile, 64, 64, teeth=True)["teeth"] > 0.99
+    np.testing.assert_allclose(
+        maps[0][:, teeth].T, np.tile(PART_COLOURS["teeth"], (teeth.sum(), 1))
+    )

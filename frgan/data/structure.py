@@ -9,6 +9,7 @@ Kinds (data.structure):
   as in the paper. Positions stay where the face is.
 - normal_camera: normals of the landmarks as they are (they turn with the head).
 - depth: the face's depth, scaled per frame to [-1, 1] (near = 1), in all 3 channels.
+- normal_parts_teeth: normal_parts with the teeth the mouth cavity shows (frgan/render/parts.py)
 - normal_parts: the normal map with the mouth cavity, lips, eye openings and brows drawn over
   it in colours no normal takes (frgan/render/parts.py), so expression shows distinctly.
 All are float32 [N, 3, H, W] with background exactly 0.
@@ -23,7 +24,7 @@ from frgan.data.topology import FACE68_ANCHORS, structure_mesh
 from frgan.render import normal_maps, rasterize
 from frgan.render.parts import draw_parts
 
-STRUCTURE_KINDS = ("normal", "normal_camera", "depth", "normal_parts")
+STRUCTURE_KINDS = ("normal", "normal_camera", "depth", "normal_parts", "normal_parts_teeth")
 
 
 def remove_head_rotation(
@@ -87,14 +88,15 @@ class StructureRenderer:
                 repeat(depth_maps(landmarks, size, triangles), "n h w -> n c h w", c=3)
             )
         normal_vertices = None
-        if self.kind in ("normal", "normal_parts"):
+        if self.kind in ("normal", "normal_parts", "normal_parts_teeth"):
             normal_vertices = remove_head_rotation(
                 landmarks, self._frontal_template(), self.mesh.anchors
             )
         maps = normal_maps(landmarks, triangles, size, size, normal_vertices=normal_vertices)
         maps = rearrange(maps, "n h w c -> n c h w")
-        if self.kind == "normal_parts":
-            maps = draw_parts(maps, self.mesh.face68(landmarks))
+        if self.kind.startswith("normal_parts"):
+            teeth = self.kind == "normal_parts_teeth"
+            maps = draw_parts(maps, self.mesh.face68(landmarks), teeth=teeth)
         return np.ascontiguousarray(maps)
 
     def _frontal_template(self) -> np.ndarray:

@@ -27,12 +27,13 @@ import torch
 from torch import nn
 
 from frgan import metrics
+from frgan.errors import ConfigError
 from frgan.metrics.regions import REGIONS, region_masks
 from frgan.models.critic import Critic
 from frgan.models.gan import GANModule, retargeted_flags, structure_identity, weighted_mean
 from frgan.models.generator import Forecast, Generator, forecast_frames
 from frgan.models.init import init_weights
-from frgan.models.part_critic import PARTS, PartCritic, part_crops
+from frgan.models.part_critic import PARTS, PartCritic, feature_matching, part_crops
 from frgan.models.presets import architecture
 from frgan.utils.checks import check_choice, check_number
 from frgan.utils.media import side_by_side
@@ -69,6 +70,7 @@ class ForecastGAN(GANModule):
         warp: bool = False,
         region_weights: Mapping[str, float] | None = None,
         part_critics: Mapping[str, float] | None = None,
+        part_feature_matching: float = 0.0,
     ):
         """
         preset: width preset name ("paper", "small", "tiny") or a mapping
@@ -95,10 +97,19 @@ class ForecastGAN(GANModule):
         part_critics: {part: weight} gives each face part (PARTS: mouth, eyes_brows) a critic
             of its own on crops along the target's landmarks, its score weighted `weight` in
             the generator's loss (the whole-frame critic's weighs 1); part of the identity.
+        part_feature_matching: weight of the part critics' feature matching in the generator's
+            loss: mean |f(real part) − f(generated part)| over each critic's feature maps, on
+            paired samples (0 = off).
         """
         super().__init__()
         self.region_weights = _check_weights("model.region_weights", region_weights, REGIONS)
         self.part_weights = _check_weights("model.part_critics", part_critics, tuple(PARTS))
+        check_number("model.part_feature_matching", part_feature_matching, least=0)
+        if part_feature_matching and not self.part_weights:
+            raise ConfigError(
+                "model.part_feature_matching matches the features of the part critics: set "
+                "model.part_critics too, e.g. {mouth: 1.0, eyes_brows: 1.0}"
+            )
         self.save_hyperparameters()
         self.check_training_options()
         arch = architecture(preset, image_size)
@@ -143,9 +154,14 @@ class ForecastGAN(GANModule):
     def generator_loss(self, inputs, output: Forecast):
         hp = self.hparams
         adversarial = -self.critic(output.frame, inputs["st"]).mean()
+        logs = {}
         for part, weight in self.part_weights.items():
-            crops = (part_crops(x, inputs["lt"], part) for x in (output.frame, inputs["st"]))
-            adversarial = adversarial - weight * self.part_critics[part](*crops).mean()
+            fake_p, st_p = (part_crops(x, inputs["lt"], part) for x in (output.frame, inputs["st"]))
+            adversarial = adversarial - weight * self.part_critics[part](fake_p, st_p).mean()
+            if hp.part_feature_matching:
+                real_p = part_crops(inputs["xt"], inputs["lt"], part)
+                matching = feature_matching(self.part_critics[part], real_p, fake_p, st_p)
+                logs[f"matching_{part}"] = weighted_mean(matching, inputs["paired"])
         per_sample_l1 = (output.frame - inputs["xt"]).abs().mean(dim=(1, 2, 3))
         if self.region_weights:
             size = inputs["xt"].shape[-1]
@@ -156,7 +172,8 @@ class ForecastGAN(GANModule):
         l1 = weighted_mean(per_sample_l1, inputs["paired"])
         mask = output.mask.abs().mean()
         loss = adversarial + hp.l1_weight * l1 + hp.mask_weight * mask
-        return loss, {"l1": l1, "mask": mask}
+        loss = loss + hp.part_feature_matching * sum(logs.values())
+        return loss, {"l1": l1, "mask": mask, **logs}
 
     def generator_inputs(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """The batch's tensors, checked; "paired" [B] is 0 for retargeted samples: their

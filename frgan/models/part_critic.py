@@ -93,7 +93,21 @@ class PartCritic(nn.Module):
         )
         self.to_score = nn.Conv2d(widths[-1], 1, kernel_size=1)
 
+    def features(self, image: torch.Tensor, structure: torch.Tensor) -> list[torch.Tensor]:
+        """The feature maps after the stem and after each down block, finest first."""
+        features = [self.stem(torch.cat([image, structure], dim=1))]
+        for block in self.blocks:
+            features.append(block(features[-1]))
+        return features
+
     def forward(self, image: torch.Tensor, structure: torch.Tensor) -> torch.Tensor:
         """image, structure crops [B,3,h,w] in [-1,1] (h, w multiples of 8) -> scores [B]."""
-        features = self.blocks(self.stem(torch.cat([image, structure], dim=1)))
-        return self.to_score(features).mean(dim=(1, 2, 3))
+        return self.to_score(self.features(image, structure)[-1]).mean(dim=(1, 2, 3))
+
+
+def feature_matching(critic: PartCritic, real, fake, structure) -> torch.Tensor:
+    """[B]: the mean |f(real) − f(fake)| over each of the critic's feature maps, summed over the
+    maps (pix2pixHD's feature matching): a paired loss in the terms the critic tells real parts
+    from painted ones by. The critic is not trained by it (its real features are detached)."""
+    pairs = zip(critic.features(real, structure), critic.features(fake, structure), strict=True)
+    return sum((f - r.detach()).abs().mean(dim=(1, 2, 3)) for r, f in pairs)

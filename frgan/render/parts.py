@@ -7,8 +7,17 @@ landmarks (both meshes give them):
     lips (outer lips 48-59 less the cavity) red     ( 1, -1, -1)
     eye openings (lids 36-41, 42-47)       white   ( 1,  1,  1)
     brows (17-21, 22-26, 1 px lines)       blue    (-1, -1,  1)
+    teeth (with teeth=True)                yellow  ( 1,  1, -1)
 Unit normals never reach these corners of the colour cube, so a part cannot be mistaken for
-shape. Parts are anti-aliased (coverage from SUPERSAMPLE² samples per pixel): at 64 px a lid
+shape.
+
+Teeth: landmarks do not show them, but anatomy places them. The upper teeth are fixed to the
+skull and end about where the lips meet at rest; the lower teeth ride on the jaw and begin
+there too at rest. So the part of the mouth cavity above the rest lip line, measured down from
+the nose base (point 33), is upper teeth, and the part below it, measured up from the chin
+(point 8, which drops with the jaw), is lower teeth; the rest stays dark cavity. The rest lip
+line's distances, in eye distances, are the mean face's (frgan/render/face68.py FACE68_MEAN):
+a smile's narrow opening then fills with teeth, a dropped jaw opens a dark gap between them. Parts are anti-aliased (coverage from SUPERSAMPLE² samples per pixel): at 64 px a lid
 opening is about two pixels high, and its coverage still tells a half-closed eye from an open one.
 """
 
@@ -17,6 +26,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from frgan.render.face68 import FACE68_MEAN
+
 SUPERSAMPLE = 4
 _SHIFT = 4  # cv2 fixed-point bits: vertices at 1/16 of a supersampled pixel
 PART_COLOURS = {
@@ -24,10 +35,33 @@ PART_COLOURS = {
     "cavity": (-1.0, -1.0, -1.0),
     "eyes": (1.0, 1.0, 1.0),
     "brows": (-1.0, -1.0, 1.0),
+    "teeth": (1.0, 1.0, -1.0),
 }
 _LIPS, _CAVITY = list(range(48, 60)), list(range(60, 68))
 _EYES = (list(range(36, 42)), list(range(42, 48)))
 _BROWS = (list(range(17, 22)), list(range(22, 27)))
+_INNER_LIP_MEETING = [61, 62, 63, 65, 66, 67]
+_NOSE_BASE, _CHIN = 33, 8
+
+
+def _face_axes(xy: np.ndarray) -> tuple[np.ndarray, float]:
+    """(down, eye distance): the unit vector down the face (across the eye line) and the
+    distance between the eye centres."""
+    along = xy[_EYES[1]].mean(0) - xy[_EYES[0]].mean(0)
+    distance = float(np.linalg.norm(along))
+    return np.array([-along[1], along[0]]) / max(distance, 1e-6), distance
+
+
+def _rest_lip_line(face: np.ndarray) -> tuple[float, float]:
+    """(below the nose base, above the chin): where the lips meet in a face at rest, in eye
+    distances along the face's down axis."""
+    xy = face[:, :2].astype(np.float64)
+    down, distance = _face_axes(xy)
+    meeting = xy[_INNER_LIP_MEETING].mean(0)
+    return (meeting - xy[_NOSE_BASE]) @ down / distance, (xy[_CHIN] - meeting) @ down / distance
+
+
+REST_LIP_LINE = _rest_lip_line(FACE68_MEAN)
 
 
 def _fixed(points: np.ndarray) -> np.ndarray:
@@ -35,11 +69,28 @@ def _fixed(points: np.ndarray) -> np.ndarray:
     return np.round((points * SUPERSAMPLE - 0.5) * (1 << _SHIFT)).astype(np.int32)
 
 
-def part_coverage(points: np.ndarray, height: int, width: int) -> dict[str, np.ndarray]:
-    """{part: float32 [H,W] in [0,1]} for one face's 68 points [68,≥2] (PART_COLOURS order)."""
+def teeth_layer(xy: np.ndarray, cavity: np.ndarray) -> np.ndarray:
+    """uint8 [h,w] (0 or 255): the pixels of the supersampled cavity layer that are teeth."""
+    down, distance = _face_axes(xy)
+    rows, cols = np.indices(cavity.shape, dtype=np.float64)
+    # supersampled pixel centres in image pixels (centres at +0.5)
+    pixels = np.stack([(cols + 0.5) / SUPERSAMPLE, (rows + 0.5) / SUPERSAMPLE], axis=-1)
+    below_nose = (pixels - xy[_NOSE_BASE]) @ down / distance
+    above_chin = (xy[_CHIN] - pixels) @ down / distance
+    upper_below_nose, lower_above_chin = REST_LIP_LINE
+    teeth = (below_nose < upper_below_nose) | (above_chin < lower_above_chin)
+    return np.where((cavity > 0) & teeth, 255, 0).astype(np.uint8)
+
+
+def part_coverage(
+    points: np.ndarray, height: int, width: int, teeth: bool = False
+) -> dict[str, np.ndarray]:
+    """{part: float32 [H,W] in [0,1]} for one face's 68 points [68,≥2] (PART_COLOURS order;
+    "teeth" only with teeth=True, cut out of the cavity)."""
     big = (height * SUPERSAMPLE, width * SUPERSAMPLE)
     xy = points[:, :2].astype(np.float64)
-    layers = {name: np.zeros(big, np.uint8) for name in PART_COLOURS}
+    names = [name for name in PART_COLOURS if teeth or name != "teeth"]
+    layers = {name: np.zeros(big, np.uint8) for name in names}
     cv2.fillPoly(layers["lips"], [_fixed(xy[_LIPS])], 255, cv2.LINE_8, _SHIFT)
     cv2.fillPoly(layers["cavity"], [_fixed(xy[_CAVITY])], 255, cv2.LINE_8, _SHIFT)
     cv2.fillPoly(layers["eyes"], [_fixed(xy[eye]) for eye in _EYES], 255, cv2.LINE_8, _SHIFT)
@@ -48,18 +99,22 @@ def part_coverage(points: np.ndarray, height: int, width: int) -> dict[str, np.n
         cv2.LINE_8, _SHIFT,
     )  # fmt: skip
     layers["lips"][layers["cavity"] > 0] = 0
+    if teeth:
+        layers["teeth"] = teeth_layer(xy, layers["cavity"])
+        layers["cavity"][layers["teeth"] > 0] = 0
     return {
         name: layer.reshape(height, SUPERSAMPLE, width, SUPERSAMPLE).mean(axis=(1, 3)) / 255.0
         for name, layer in layers.items()
     }
 
 
-def draw_parts(maps: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Structure maps [N,3,H,W] with the parts of faces [N,68,≥2] drawn over them (a copy)."""
+def draw_parts(maps: np.ndarray, points: np.ndarray, teeth: bool = False) -> np.ndarray:
+    """Structure maps [N,3,H,W] with the parts of faces [N,68,≥2] drawn over them (a copy);
+    teeth=True also draws the teeth the cavity shows."""
     out = np.array(maps, dtype=np.float32, copy=True)
     height, width = out.shape[-2:]
     for image, face in zip(out, points, strict=True):
-        for name, alpha in part_coverage(face, height, width).items():
+        for name, alpha in part_coverage(face, height, width, teeth).items():
             colour = np.asarray(PART_COLOURS[name], np.float32)[:, None, None]
             image += alpha[None] * (colour - image)
     return out
