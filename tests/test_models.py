@@ -131,6 +131,22 @@ def test_residual_is_checked_and_edit_and_warp_are_part_of_the_identity():
         edit.check_identity(state, "release.ckpt")
 
 
+def test_head_blocks_start_as_the_identity_and_are_part_of_the_identity():
+    torch.manual_seed(0)
+    plain = ForecastGAN(preset="tiny", image_size=SIZE, residual="edit")
+    deep = ForecastGAN(preset="tiny", image_size=SIZE, residual="edit", head_blocks=2)
+    missing = deep.generator.load_state_dict(plain.generator.state_dict(), strict=False)
+    assert missing.missing_keys and all(k.startswith("head_blocks.") for k in missing.missing_keys)
+    x0, s0, st = (torch.rand(2, 3, SIZE, SIZE) * 2 - 1 for _ in range(3))
+    plain.eval(), deep.eval()
+    torch.testing.assert_close(deep(x0, s0, st).frame, plain(x0, s0, st).frame)
+    deep(x0, s0, st).frame.square().mean().backward()
+    assert deep.generator.head_blocks[0].conv2.weight.grad.abs().sum() > 0
+    assert deep.identity()["head_blocks"] == 2 and "head_blocks" not in plain.identity()
+    with pytest.raises(ConfigError, match="model.head_blocks"):
+        ForecastGAN(preset="tiny", image_size=SIZE, head_blocks=-1)
+
+
 def test_warp_moves_the_image_by_the_flow_in_pixels():
     image = torch.rand(2, 3, 8, 8)
     flow = torch.zeros(2, 2, 8, 8)

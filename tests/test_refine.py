@@ -383,13 +383,15 @@ def test_forecaster_of_another_structure_mesh_is_refused_and_the_mesh_is_in_the_
 
 def test_an_editing_warping_forecaster_is_rebuilt_as_one(tmp_path):
     path = tmp_path / "edit.ckpt"
-    forecast = _forecast_checkpoint(path, residual="edit", warp=True).eval()
+    forecast = _forecast_checkpoint(path, residual="edit", warp=True, head_blocks=1).eval()
     with torch.no_grad():
         forecast.generator.to_flow.bias.fill_(0.1)  # a flow that is not zero
+        forecast.generator.head_blocks[0].conv2.bias.fill_(0.1)  # a head block that acts
     torch.save({"frgan_model": forecast.identity(), "state_dict": forecast.state_dict()}, path)
     model = RefineGAN(forecast_ckpt=str(path), preset="tiny", image_size=SIZE)
     assert model.forecaster.residual == "edit" and model.forecaster.to_flow is not None
     forecaster = model.identity()["forecaster"]
     assert forecaster["residual"] == "edit" and forecaster["warp"] is True
+    assert forecaster["head_blocks"] == 1
     x0, s0, st = _clip(2, 1, 0)[:, 0], _clip(2, 1, 1)[:, 0], _clip(2, 1, 2)[:, 0]
     torch.testing.assert_close(model.forecaster(x0, s0, st).frame, forecast(x0, s0, st).frame)

@@ -35,7 +35,7 @@ from frgan.models.generator import Forecast, Generator, forecast_frames
 from frgan.models.init import init_weights
 from frgan.models.part_critic import PARTS, PartCritic, feature_matching, part_crops
 from frgan.models.presets import architecture
-from frgan.utils.checks import check_choice, check_number
+from frgan.utils.checks import check_choice, check_int, check_number
 from frgan.utils.media import side_by_side
 
 BATCH_KEYS = ("x0", "s0", "xt", "st")
@@ -68,6 +68,7 @@ class ForecastGAN(GANModule):
         structure_mesh: str = "face68",
         residual: str = "paint",
         warp: bool = False,
+        head_blocks: int = 0,
         region_weights: Mapping[str, float] | None = None,
         part_critics: Mapping[str, float] | None = None,
         part_feature_matching: float = 0.0,
@@ -91,6 +92,8 @@ class ForecastGAN(GANModule):
             edit of the source frame), see frgan/models/generator.py; part of the identity.
         warp: the generator also predicts a flow that moves the source frame before it is
             composited (and edited); part of the identity.
+        head_blocks: residual blocks at full size before the generator's head (0: the
+            release's linear head), see frgan/models/generator.py; part of the identity.
         region_weights: {region: weight} adds weight·(mean |x̂ − xt| over that face region of
             the target's landmarks) to the L1 term, per region (REGIONS): a mouth a few
             hundred pixels large then counts as much as the whole frame does at weight 1.
@@ -113,7 +116,8 @@ class ForecastGAN(GANModule):
         self.save_hyperparameters()
         self.check_training_options()
         arch = architecture(preset, image_size)
-        self.generator = Generator(arch, residual, warp)
+        check_int("model.head_blocks", head_blocks, 0)
+        self.generator = Generator(arch, residual, warp, head_blocks)
         self.critic = Critic(arch)
         self.part_critics = nn.ModuleDict(
             {
@@ -246,6 +250,9 @@ class ForecastGAN(GANModule):
             # only when not the release's, so checkpoints written before the options match
             **({"residual": "edit"} if self.hparams.get("residual") == "edit" else {}),
             **({"warp": True} if self.hparams.get("warp") else {}),
+            **(
+                {"head_blocks": self.hparams.head_blocks} if self.hparams.get("head_blocks") else {}
+            ),
             **structure_identity(self.hparams),
             **({"part_critics": sorted(self.part_weights)} if self.part_weights else {}),
         }

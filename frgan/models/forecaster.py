@@ -92,5 +92,6 @@ def build_forecaster(identity: Mapping[str, Any]) -> nn.Module:
         architecture(preset, identity["image_size"]),
         identity.get("residual", "paint"),
         identity.get("warp", False),
+        identity.get("head_blocks", 0),
     )
     return generator.requires_grad_(False).eval()

@@ -13,6 +13,11 @@ How r is drawn from the head's output h (`residual`):
     edit   r = tanh(atanh(x0) + h)     r is an edit of the source (h = 0 gives x0), so a mask
                                        that spills past what moves does no harm there
 
+With `head_blocks` = n > 0, the full-size features pass through n residual blocks
+(x + conv(relu(conv(relu(x)))), through as many channels as the stem has) before the head: the release's head is one linear conv, so
+the structure map reaches the output at full size only linearly (a teeth band or a lid opening
+a pixel or two high must otherwise come through the half-size decoder, blurred).
+
 With `warp`, the head also predicts a flow field (pixels, at most MAX_FLOW·size, starting at
 zero) and the source is moved by it before anything else uses it: x0 becomes warp(x0, flow)
 in the composite and in the edit. A sharp outline that shifts by a few pixels (a head that
@@ -58,8 +63,27 @@ def upsample_to(x: torch.Tensor, size: int) -> torch.Tensor:
     return x if factor == 1 else F.interpolate(x, scale_factor=factor, mode="nearest")
 
 
+class HeadBlock(nn.Module):
+    """x + conv(relu(conv(relu(x)))) at full size, through `hidden` channels; the second conv
+    starts at zero, so a new block is the identity."""
+
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.conv1 = conv3x3(channels, hidden)
+        self.conv2 = conv3x3(hidden, channels)
+
+    def zero_(self) -> None:
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
+
+
 class Generator(nn.Module):
-    def __init__(self, arch: Architecture, residual: str = "paint", warp: bool = False):
+    def __init__(
+        self, arch: Architecture, residual: str = "paint", warp: bool = False, head_blocks: int = 0
+    ):
         super().__init__()
         check_choice("model.residual", residual, RESIDUALS)
         ch, levels = arch.channels, arch.levels
@@ -77,15 +101,19 @@ class Generator(nn.Module):
             earlier_channels += ch[k - 1]
 
         self.head_norm = nn.BatchNorm2d(ch[0])
+        self.head_blocks = nn.Sequential(*(HeadBlock(4 * ch[0], ch[0]) for _ in range(head_blocks)))
         self.to_mask = conv3x3(4 * ch[0], 1)
         self.to_residual = conv3x3(4 * ch[0], 3)
         self.to_flow = conv3x3(4 * ch[0], 2) if warp else None
 
     def zero_flow(self) -> None:
-        """Start the flow at zero everywhere, i.e. the warp as the identity (after init)."""
+        """Start the flow at zero everywhere, i.e. the warp as the identity, and the head
+        blocks as the identity (after init)."""
         if self.to_flow is not None:
             nn.init.zeros_(self.to_flow.weight)
             nn.init.zeros_(self.to_flow.bias)
+        for block in self.head_blocks:
+            block.zero_()
 
     @classmethod
     def from_preset(
@@ -94,8 +122,9 @@ class Generator(nn.Module):
         image_size: int = 64,
         residual: str = "paint",
         warp: bool = False,
+        head_blocks: int = 0,
     ) -> Generator:
-        return cls(architecture(preset, image_size), residual, warp)
+        return cls(architecture(preset, image_size), residual, warp, head_blocks)
 
     def forward(self, x0: torch.Tensor, s0: torch.Tensor, st: torch.Tensor) -> Forecast:
         """x0 source frame, s0 its structure map, st target structure map: [B,3,H,W] in [-1,1]."""
@@ -125,6 +154,7 @@ class Generator(nn.Module):
             )
 
         features = torch.cat([skips[0], F.relu(self.head_norm(outputs[-1]))], dim=1)
+        features = self.head_blocks(features)
         flow, source = None, x0
         if self.to_flow is not None:
             flow = MAX_FLOW * x0.shape[-1] * torch.tanh(self.to_flow(features))
