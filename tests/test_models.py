@@ -455,17 +455,24 @@ class PairsWithLandmarks(RandomPairs):
         return pair
 
 
+def _landmark_batch(model: ForecastGAN, retargeted: list[bool] | None = None):
+    """(pairs, a batch of 4 pairs with landmarks, the model's inputs, its generator's output)."""
+    pairs = PairsWithLandmarks()
+    batch = {
+        k: torch.stack([pairs[i][k] for i in range(4)]) for k in ("x0", "s0", "xt", "st", "lt")
+    }
+    if retargeted is not None:
+        batch["retargeted"] = torch.tensor(retargeted)
+    inputs = model.generator_inputs(batch)
+    return pairs, batch, inputs, model.run_generator(inputs, model.generator)
+
+
 def test_region_weights_add_the_region_error_to_the_l1_term(tmp_path):
     from frgan.metrics.regions import region_masks
 
     torch.manual_seed(0)
     model = ForecastGAN(preset="tiny", image_size=SIZE, region_weights={"mouth": 2.0})
-    pairs = PairsWithLandmarks()
-    batch = {
-        k: torch.stack([pairs[i][k] for i in range(4)]) for k in ("x0", "s0", "xt", "st", "lt")
-    }
-    inputs = model.generator_inputs(batch)
-    output = model.run_generator(inputs, model.generator)
+    pairs, batch, inputs, output = _landmark_batch(model)
     _, logged = model.generator_loss(inputs, output)
     error = (output.frame - batch["xt"]).abs()
     mouth = region_masks(batch["lt"], SIZE)["mouth"].expand_as(error)
@@ -492,12 +499,7 @@ def test_part_critics_train_on_crops_and_join_the_generator_loss_and_identity(tm
     )
     assert set(model.part_critics) == {"mouth"}  # a weight of 0 is no critic
     assert model.identity()["part_critics"] == ["mouth"]
-    pairs = PairsWithLandmarks()
-    batch = {
-        k: torch.stack([pairs[i][k] for i in range(4)]) for k in ("x0", "s0", "xt", "st", "lt")
-    }
-    inputs = model.generator_inputs(batch)
-    output = model.run_generator(inputs, model.generator)
+    pairs, batch, inputs, output = _landmark_batch(model)
     loss, logged = model.generator_loss(inputs, output)
     crops = [part_crops(x, batch["lt"], "mouth") for x in (output.frame, batch["st"])]
     expected = (
@@ -534,13 +536,7 @@ def test_part_feature_matching_pulls_generated_parts_towards_real_ones_only():
     plain = ForecastGAN(**options)
     model = ForecastGAN(**options, part_feature_matching=10.0)
     model.load_state_dict(plain.state_dict())
-    pairs = PairsWithLandmarks()
-    batch = {
-        k: torch.stack([pairs[i][k] for i in range(4)]) for k in ("x0", "s0", "xt", "st", "lt")
-    }
-    batch["retargeted"] = torch.tensor([False, False, False, True])
-    inputs = model.generator_inputs(batch)
-    output = model.run_generator(inputs, model.generator)
+    _, batch, inputs, output = _landmark_batch(model, retargeted=[False, False, False, True])
     plain_loss, _ = plain.generator_loss(inputs, output)
     loss, logged = model.generator_loss(inputs, output)
     real, fake, st = (

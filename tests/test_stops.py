@@ -192,3 +192,31 @@ def test_a_pool_worker_ends_on_sigterm_whichever_thread_receives_it():
     closing.start()
     closing.join(timeout=20)
     assert not closing.is_alive(), "the pool's terminate() waited for a worker that never ended"
+
+
+def test_an_entry_point_that_returns_with_a_loaders_workers_alive_exits():
+    """frgan.evaluate returned with its DataLoader's workers still running: they ignore SIGTERM
+    (stops are the main process's to handle), which is all multiprocessing sends them at exit,
+    so the interpreter waited for them forever."""
+    script = (
+        "import multiprocessing, signal, time\n"
+        "from frgan.utils.cli import report_user_errors\n"
+        "def worker():\n"
+        "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "    time.sleep(600)\n"
+        "@report_user_errors\n"
+        "def task():\n"
+        "    multiprocessing.Process(target=worker, daemon=True).start()\n"
+        "    time.sleep(0.5)\n"
+        "    print('done', flush=True)\n"
+        "task()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr

@@ -168,7 +168,11 @@ def report_user_errors(
     def wrapped(*args, **kwargs):
         with stop_on_signals() as stop:
             try:
-                return task(*args, **kwargs)
+                result = task(*args, **kwargs)
+                # a loader's workers still alive ignore the SIGTERM multiprocessing ends them
+                # with at exit: the interpreter would wait for them forever
+                end_daemon_workers()
+                return result
             except BaseException as exc:
                 end_daemon_workers()
                 # an error after a stop signal (e.g. a worker killed by it) is the stop;
