@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from frgan.errors import ConfigError
 from frgan.evaluation.expression_report import (
     MEASURE_LABELS,
@@ -30,6 +32,7 @@ from frgan.evaluation.expression_report import (
 )
 from frgan.evaluation.expression_summary import COPY, NOISE_FLOOR
 from frgan.evaluation_report import format_cell
+from frgan.inference.model import training_config_path
 from frgan.metrics import registry
 from frgan.utils.cli import report_user_errors
 from frgan.utils.results_page import Table, add_docs_option, text_table, write_results_page
@@ -307,6 +310,21 @@ def row_cells(row: Row, runs: Sequence[Run]) -> tuple[str, list[str], dict[str, 
     return label, cells, figures
 
 
+# overrides that only say where a run writes or how it shows progress
+_COSMETIC_OVERRIDES = ("hydra.", "logger=", "callbacks.progress_bar.", "paths.", "extras.")
+
+
+def training_command(checkpoint: Path) -> str | None:
+    """`python -m frgan.train <overrides>` as the checkpoint's training run recorded them
+    (.hydra/overrides.yaml beside its config), less the cosmetic ones; None when not recorded."""
+    path = training_config_path(checkpoint).with_name("overrides.yaml")
+    if not path.is_file():
+        return None
+    overrides = OmegaConf.load(path)
+    kept = [str(o) for o in overrides if not str(o).startswith(_COSMETIC_OVERRIDES)]
+    return " ".join(["python -m frgan.train", *kept])
+
+
 def describe_run(run: Run) -> str:
     """A page line: where the run's figures come from and the evaluation's protocol."""
     protocol = run.metrics.get("protocol") or {}
@@ -314,6 +332,9 @@ def describe_run(run: Run) -> str:
     label = run.find("methods", run.method, "label")
     line = f"- **{run.name}**: `{run.folder}`, checkpoint `{checkpoint}`"
     line += f" ({label if label is not ABSENT else run.method})"
+    command = training_command(Path(checkpoint))
+    if command:
+        line += f", trained with `{command}`"
     subjects = protocol.get("test_subjects")
     if subjects is not None:
         line += f"; test subjects {', '.join(map(str, subjects))}"

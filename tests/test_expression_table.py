@@ -249,3 +249,16 @@ def test_the_page_states_command_commit_machine_and_date(tmp_path):
     assert mouth["better"] == "closest to 1"
     assert mouth["values"] == {"default": pytest.approx(0.5), "expression": pytest.approx(0.9)}
     assert figures["figures"]["runs"]["default"]["method"] == "forecast"
+
+
+def test_each_run_line_names_the_training_command_without_cosmetic_overrides(table, tmp_path):
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text(
+        "- experiment=expression\n- hydra.run.dir=/x\n- logger=csv\n- model.head_blocks=2\n"
+    )
+    checkpoint = run / "checkpoints" / "epoch_002.ckpt"
+    assert table.training_command(checkpoint) == (
+        "python -m frgan.train experiment=expression model.head_blocks=2"
+    )
+    assert table.training_command(tmp_path / "elsewhere.ckpt") is None
