@@ -131,6 +131,7 @@ class ForecastPairs(_TakeDataset):
         for take in self.takes:
             points = mesh_of(take.landmarks).face68(take.landmarks)[..., :2]
             distance = np.nan_to_num(expression_distance(points), nan=0.0)
+            distance[0] = 0.0  # the source itself (its self-alignment leaves rounding noise)
             strengths.append(distance / distance.max() if distance.max() > 0 else distance)
         return np.concatenate(strengths) if strengths else np.zeros(0)
 
