@@ -2,13 +2,14 @@
 
     critic:    D(fake) − D(real) + λ·GP                    (WGAN-GP, λ = 10)
                + Σ_p [D_p(fake_p) − D_p(real_p) + λ·GP_p]
-    generator: −D(fake) − Σ_p α_p·D_p(fake_p)
+    generator: −D(fake) − Σ_p α_p·D_p(fake_p) + φ·Σ_p FM_p
                + 3.0·(mean|x̂ − xt| + Σ_r ρ_r·mean_r|x̂ − xt|) + 0.05·mean|w|
 where mean_r is the mean over face region r (mouth, eyes_brows: frgan/metrics/regions.py) of
 the target's landmarks and ρ_r its weight (region_weights), and D_p is the critic of face part
 p (mouth, eyes_brows: frgan/models/part_critic.py) on crops x_p of the frame and of st along the
-target's landmarks, weighted α_p in the generator's loss (part_critics). The release has
-neither.
+target's landmarks, weighted α_p in the generator's loss (part_critics), FM_p the feature
+matching of real and generated crops through D_p's features (part_feature_matching φ). The
+release has none of them.
 The training loop, gradient penalty, clipping, EMA, metrics and checkpoint identity live in
 GANModule (frgan/models/gan.py).
 
@@ -108,6 +109,7 @@ class ForecastGAN(GANModule):
         self.region_weights = _check_weights("model.region_weights", region_weights, REGIONS)
         self.part_weights = _check_weights("model.part_critics", part_critics, tuple(PARTS))
         check_number("model.part_feature_matching", part_feature_matching, least=0)
+        check_int("model.head_blocks", head_blocks, 0)
         if part_feature_matching and not self.part_weights:
             raise ConfigError(
                 "model.part_feature_matching matches the features of the part critics: set "
@@ -116,7 +118,6 @@ class ForecastGAN(GANModule):
         self.save_hyperparameters()
         self.check_training_options()
         arch = architecture(preset, image_size)
-        check_int("model.head_blocks", head_blocks, 0)
         self.generator = Generator(arch, residual, warp, head_blocks)
         self.critic = Critic(arch)
         self.part_critics = nn.ModuleDict(

@@ -17,7 +17,9 @@ there too at rest. So the part of the mouth cavity above the rest lip line, meas
 the nose base (point 33), is upper teeth, and the part below it, measured up from the chin
 (point 8, which drops with the jaw), is lower teeth; the rest stays dark cavity. The rest lip
 line's distances, in eye distances, are the mean face's (frgan/render/face68.py FACE68_MEAN):
-a smile's narrow opening then fills with teeth, a dropped jaw opens a dark gap between them. Parts are anti-aliased (coverage from SUPERSAMPLE² samples per pixel): at 64 px a lid
+a smile's narrow opening then fills with teeth, a dropped jaw opens a dark gap between them.
+
+Parts are anti-aliased (coverage from SUPERSAMPLE² samples per pixel): at 64 px a lid
 opening is about two pixels high, and its coverage still tells a half-closed eye from an open one.
 """
 
