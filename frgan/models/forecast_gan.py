@@ -34,7 +34,7 @@ from frgan.models.critic import Critic
 from frgan.models.gan import GANModule, retargeted_flags, structure_identity, weighted_mean
 from frgan.models.generator import Forecast, Generator, forecast_frames
 from frgan.models.init import init_weights
-from frgan.models.part_critic import PARTS, PartCritic, feature_matching, part_crops
+from frgan.models.part_critic import PARTS, PartCritic, crop, feature_matching, part_grid
 from frgan.models.presets import architecture
 from frgan.utils.checks import check_choice, check_int, check_number
 from frgan.utils.media import side_by_side
@@ -149,7 +149,8 @@ class ForecastGAN(GANModule):
         gp = self.gradient_penalty(xt, fake, st, weights=paired)
         loss, logs = -wdist + self.hparams.gp_weight * gp, {"wdist": wdist, "gp": gp}
         for part, critic in self.part_critics.items():
-            real_p, fake_p, st_p = (part_crops(x, inputs["lt"], part) for x in (xt, fake, st))
+            grid, real_p, st_p = self._part_views(inputs)[part]
+            fake_p = crop(fake, grid)
             wdist_p = weighted_mean(critic(real_p, st_p), paired) - critic(fake_p, st_p).mean()
             gp_p = self.gradient_penalty(real_p, fake_p, st_p, weights=paired, critic=critic)
             loss = loss - wdist_p + self.hparams.gp_weight * gp_p
@@ -161,10 +162,10 @@ class ForecastGAN(GANModule):
         adversarial = -self.critic(output.frame, inputs["st"]).mean()
         logs = {}
         for part, weight in self.part_weights.items():
-            fake_p, st_p = (part_crops(x, inputs["lt"], part) for x in (output.frame, inputs["st"]))
+            grid, real_p, st_p = self._part_views(inputs)[part]
+            fake_p = crop(output.frame, grid)
             adversarial = adversarial - weight * self.part_critics[part](fake_p, st_p).mean()
             if hp.part_feature_matching:
-                real_p = part_crops(inputs["xt"], inputs["lt"], part)
                 matching = feature_matching(self.part_critics[part], real_p, fake_p, st_p)
                 logs[f"matching_{part}"] = weighted_mean(matching, inputs["paired"])
         per_sample_l1 = (output.frame - inputs["xt"]).abs().mean(dim=(1, 2, 3))
@@ -179,6 +180,18 @@ class ForecastGAN(GANModule):
         loss = adversarial + hp.l1_weight * l1 + hp.mask_weight * mask
         loss = loss + hp.part_feature_matching * sum(logs.values())
         return loss, {"l1": l1, "mask": mask, **logs}
+
+    def _part_views(self, inputs: dict[str, Any]) -> dict[str, tuple[torch.Tensor, ...]]:
+        """{part: (crop grid, crop of xt, crop of st)} of a batch, made once: the critic's and
+        the generator's steps of a batch both use them."""
+        if "part_views" not in inputs:
+            size = inputs["xt"].shape[-1]
+            views = {}
+            for part in self.part_weights:
+                grid = part_grid(inputs["lt"], part, size)
+                views[part] = (grid, crop(inputs["xt"], grid), crop(inputs["st"], grid))
+            inputs["part_views"] = views
+        return inputs["part_views"]
 
     def generator_inputs(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """The batch's tensors, checked; "paired" [B] is 0 for retargeted samples: their

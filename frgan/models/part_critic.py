@@ -74,10 +74,16 @@ def part_grid(landmarks: torch.Tensor, part: str, image_size: int) -> torch.Tens
     return xy / image_size * 2 - 1  # align_corners=False: pixel edges at ±1
 
 
+def crop(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Crops [B,C,h,w] of images [B,C,S,S] at a part_grid (bilinear, the border repeated)."""
+    return F.grid_sample(
+        images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=False
+    )
+
+
 def part_crops(images: torch.Tensor, landmarks: torch.Tensor, part: str) -> torch.Tensor:
-    """Crops [B,C,h,w] of one part from images [B,C,S,S] (bilinear, the border repeated)."""
-    grid = part_grid(landmarks, part, images.shape[-1]).to(images.dtype)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    """Crops [B,C,h,w] of one part from images [B,C,S,S]."""
+    return crop(images, part_grid(landmarks, part, images.shape[-1]))
 
 
 class PartCritic(nn.Module):

@@ -74,14 +74,17 @@ def _fixed(points: np.ndarray) -> np.ndarray:
 def teeth_layer(xy: np.ndarray, cavity: np.ndarray) -> np.ndarray:
     """uint8 [h,w] (0 or 255): the pixels of the supersampled cavity layer that are teeth."""
     down, distance = _face_axes(xy)
-    rows, cols = np.indices(cavity.shape, dtype=np.float64)
+    rows, cols = np.nonzero(cavity)  # only the cavity can show teeth
     # supersampled pixel centres in image pixels (centres at +0.5)
-    pixels = np.stack([(cols + 0.5) / SUPERSAMPLE, (rows + 0.5) / SUPERSAMPLE], axis=-1)
+    pixels = np.stack([cols + 0.5, rows + 0.5], axis=-1) / SUPERSAMPLE
     below_nose = (pixels - xy[_NOSE_BASE]) @ down / distance
     above_chin = (xy[_CHIN] - pixels) @ down / distance
     upper_below_nose, lower_above_chin = REST_LIP_LINE
-    teeth = (below_nose < upper_below_nose) | (above_chin < lower_above_chin)
-    return np.where((cavity > 0) & teeth, 255, 0).astype(np.uint8)
+    teeth = np.zeros_like(cavity)
+    teeth[rows, cols] = np.where(
+        (below_nose < upper_below_nose) | (above_chin < lower_above_chin), 255, 0
+    )
+    return teeth
 
 
 def part_coverage(
