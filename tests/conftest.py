@@ -3,8 +3,13 @@ prepared synthetic dataset reused by every test that trains."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -105,3 +110,25 @@ def fit_quietly(model, root: Path, dataset, batch_size: int = 4, **trainer_optio
     loader = DataLoader(dataset, batch_size=batch_size)
     trainer.fit(model, loader, loader)
     return trainer
+
+
+def load_script(name: str) -> ModuleType:
+    """scripts/<name>.py as a module (registered under its name: dataclasses look it up)."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def wait_for(
+    path: Path, *processes: subprocess.Popen, timeout: float = 300.0, poll: float = 0.05
+) -> None:
+    """Until `path` exists; fails when one of the processes ends first or on the timeout."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        ended = [p.returncode for p in processes if p.poll() is not None]
+        assert not ended, f"the command ended (status {ended}) before {path} appeared"
+        assert time.monotonic() < deadline, f"{path} did not appear in {timeout} s"
+        time.sleep(poll)

@@ -4,7 +4,6 @@ lacks, one error line for a folder without metrics.json, and a page that says ho
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 from test_evaluate_expression import MEASURES, record
 
 from frgan.evaluate import BASELINE, _summarize
@@ -35,12 +35,8 @@ SCRIPT = REPO / "scripts" / "expression_table.py"
 
 @pytest.fixture(scope="module")
 def table():
-    spec = importlib.util.spec_from_file_location("expression_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield load_script("expression_table")
+    del sys.modules["expression_table"]
 
 
 def frame_methods(forecast_psnr: float, copy_psnr: float = 17.0) -> dict:

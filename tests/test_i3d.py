@@ -4,13 +4,13 @@ weights are present."""
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
 from frgan.metrics import i3d_weights
 from frgan.metrics.i3d import (
@@ -28,12 +28,7 @@ NO_WEIGHTS = f"I3D weights absent ({i3d_weights.default_path()}); {i3d_weights.H
 
 
 def _reference_script():
-    spec = importlib.util.spec_from_file_location(
-        "i3d_reference_logits", ROOT / "scripts" / "i3d_reference_logits.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("i3d_reference_logits")
 
 
 @pytest.mark.parametrize(

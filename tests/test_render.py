@@ -1,10 +1,8 @@
 """Tests of the structure renderer against a slow pure-NumPy reference rasterizer."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import load_script
 
 from frgan.render import (
     face_normals,
@@ -415,10 +413,7 @@ def test_shade_clip_background_and_range():
 
 
 def test_benchmark_mesh_has_the_size_of_the_original_face_model():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_render.py"
-    spec = importlib.util.spec_from_file_location("bench_render", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_render")
     vertices, faces = bench.dense_face_mesh(64)
     assert vertices.shape == (53_215, 3) and faces.shape == (105_840, 3)
     coverage = (rasterize(vertices, faces, 64, 64)[0] >= 0).mean()

@@ -4,12 +4,12 @@ package's imports form no circle (scripts/import_graph.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE_SUFFIXES = {".py", ".pyx", ".yaml"}
@@ -34,12 +34,7 @@ def test_no_source_file_is_git_ignored():
 
 
 def _import_graph():
-    spec = importlib.util.spec_from_file_location(
-        "import_graph", REPO / "scripts" / "import_graph.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("import_graph")
 
 
 def test_the_package_has_no_import_circle():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_DATA, TINY_RUN
+from conftest import TINY_DATA, TINY_RUN, wait_for
 
 from frgan.utils.checkpoint_io import read_checkpoint
 from frgan.utils.cli import EXIT_JOB_LOST, run_hydra_app
@@ -200,15 +200,6 @@ def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     return read_checkpoint(checkpoint)["state_dict"]
 
 
-def _wait_for(path: Path, processes: list[subprocess.Popen], timeout: float = RUN_TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        ended = [p.returncode for p in processes if p.poll() is not None]
-        assert not ended, f"the run ended (status {ended}) before {path} appeared"
-        assert time.monotonic() < deadline, f"{path} did not appear in {timeout} s"
-        time.sleep(0.5)
-
-
 def _assert_written_by_rank_zero_only(run_dir: Path, outputs: list[str]) -> None:
     """One process printed the run folder and the config; the log file, wandb run and
     checkpoints are rank 0's alone."""
@@ -258,7 +249,7 @@ def test_torchrun_two_nodes_killed_then_resumed(tiny_data_dir, tmp_path):
     )
     last = run_dir / "checkpoints" / "last.ckpt"
     try:
-        _wait_for(last, nodes.agents)
+        wait_for(last, *nodes.agents, timeout=RUN_TIMEOUT, poll=0.5)
     finally:
         nodes.kill()  # both nodes lost at once, no time to save anything
     saved = read_checkpoint(last)
@@ -312,7 +303,7 @@ def test_submitit_local_sweep_killed_then_resumed_through_fit_and_test(tiny_data
         )
     last = sweep_dir / "0" / "checkpoints" / "last.ckpt"
     try:
-        _wait_for(last, [launcher])
+        wait_for(last, launcher, timeout=RUN_TIMEOUT, poll=0.5)
         # the job's own process (submitit's local controller starts it): killed like the OOM
         # killer or a lost node would
         jobs = [pid for pid in _descendants(launcher.pid) if b"_submit" in _command_line(pid)]

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_DATA, TINY_RUN
+from conftest import TINY_DATA, TINY_RUN, wait_for
 from omegaconf import OmegaConf
 
 from frgan.utils.checkpoint_io import read_checkpoint
@@ -30,14 +30,6 @@ def start(args: list[str], log: Path) -> subprocess.Popen:
         )
 
 
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300.0) -> None:
-    start_time = time.monotonic()
-    while not path.exists():
-        assert process.poll() is None, f"the command ended before {path.name} appeared"
-        assert time.monotonic() - start_time < timeout, f"{path.name} did not appear"
-        time.sleep(0.05)
-
-
 def stop_group(process: subprocess.Popen, sig: int, timeout: float = 120.0) -> int:
     try:
         os.killpg(process.pid, sig)
@@ -45,6 +37,16 @@ def stop_group(process: subprocess.Popen, sig: int, timeout: float = 120.0) -> i
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def stop_once_started(args: list[str], tmp_path: Path, delay: float) -> tuple[int, Path]:
+    """Run a command with hydra.run.dir=<tmp_path>/run, send SIGTERM to its process group
+    `delay` seconds after its run folder is made; (exit status, its log)."""
+    log = tmp_path / "out.log"
+    process = start([*args, f"hydra.run.dir={tmp_path / 'run'}"], log)
+    wait_for(tmp_path / "run" / ".hydra" / "config.yaml", process)
+    time.sleep(delay)
+    return stop_group(process, signal.SIGTERM), log
 
 
 def assert_clean_stop(status: int, log: Path, sig: int, hint: str) -> None:
@@ -94,17 +96,12 @@ def test_a_stop_sent_to_the_process_group_ends_a_fit_cleanly(
 
 def test_a_stop_sent_to_the_process_group_ends_prepare_cleanly(tiny_data_dir, tmp_path):
     """Prepare's pool workers die quietly; the finished shards are kept for the rerun."""
-    log = tmp_path / "out.log"
     args = [
         sys.executable, "-m", "frgan.prepare", f"paths.data_dir={tiny_data_dir}", *TINY_DATA,
         f"data.shard_dir={tmp_path / 'shards'}", "data.prepare.workers=2",
-        f"hydra.run.dir={tmp_path / 'run'}",
     ]  # fmt: skip
-    process = start(args, log)
     # the pool's workers exist once the first temporary shard part is being written
-    wait_for(tmp_path / "run" / ".hydra" / "config.yaml", process)
-    time.sleep(3.0)
-    status = stop_group(process, signal.SIGTERM)
+    status, log = stop_once_started(args, tmp_path, delay=3.0)
     assert_clean_stop(
         status,
         log,
@@ -135,17 +132,12 @@ def finished_run(tiny_data_dir, tmp_path_factory) -> Path:
 def test_a_stop_sent_to_the_process_group_ends_evaluate_cleanly(
     tiny_data_dir, finished_run, tmp_path
 ):
-    log = tmp_path / "out.log"
     args = [
         sys.executable, "-m", "frgan.evaluate", f"ckpt={finished_run}",
         f"paths.data_dir={tiny_data_dir}", *TINY_DATA, "data.num_workers=2",
         "evaluation=no_fvd", "evaluation.frames=9", "evaluation.progress=false",
-        f"hydra.run.dir={tmp_path / 'run'}",
     ]  # fmt: skip
-    process = start(args, log)
-    wait_for(tmp_path / "run" / ".hydra" / "config.yaml", process)
-    time.sleep(2.0)
-    status = stop_group(process, signal.SIGTERM)
+    status, log = stop_once_started(args, tmp_path, delay=2.0)
     assert_clean_stop(status, log, signal.SIGTERM, "no report was written; run it again")
     assert not (tmp_path / "run" / "metrics.json").exists()
 
@@ -155,16 +147,11 @@ def test_a_stop_sent_to_the_process_group_ends_generate_cleanly(
     tiny_data_dir, finished_run, tmp_path
 ):
     take = sorted(p for p in (tiny_data_dir / "synthetic" / "raw").glob("s*/*/take*"))[0]
-    log = tmp_path / "out.log"
     args = [
         sys.executable, "-m", "frgan.generate", "progress=false", f"ckpt={finished_run}",
         f"source={take / 'img_0000.jpg'}", f"driver={take}", f"out={tmp_path / 'out'}",
-        f"hydra.run.dir={tmp_path / 'run'}",
     ]  # fmt: skip
-    process = start(args, log)
-    wait_for(tmp_path / "run" / ".hydra" / "config.yaml", process)
-    time.sleep(0.5)
-    status = stop_group(process, signal.SIGTERM)
+    status, log = stop_once_started(args, tmp_path, delay=0.5)
     assert_clean_stop(status, log, signal.SIGTERM, "")
 
 

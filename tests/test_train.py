@@ -8,12 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_DATA, TINY_RUN
+from conftest import TINY_DATA, TINY_RUN, load_script, wait_for
 from pytorch_lightning import Callback
 
 import frgan.train as train_module
@@ -105,14 +104,6 @@ def _cli(run_dir: Path, data_dir: Path, *overrides: str) -> list[str]:
     ]
 
 
-def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120.0) -> None:
-    start = time.monotonic()
-    while not path.exists():
-        assert process.poll() is None, f"training ended before {path} appeared"
-        assert time.monotonic() - start < timeout, f"{path} did not appear in {timeout} s"
-        time.sleep(0.2)
-
-
 def kill_mid_run_then_resume(
     run_dir: Path, data_dir: Path, sig: int, overrides: list[str], timeout: float = 120.0
 ) -> tuple[int, dict, subprocess.CompletedProcess]:
@@ -131,7 +122,7 @@ def kill_mid_run_then_resume(
         )
     last = run_dir / "checkpoints" / "last.ckpt"
     try:
-        _wait_for(last, process, timeout=timeout)
+        wait_for(last, process, timeout=timeout, poll=0.2)
         process.send_signal(sig)
         process.wait(timeout=timeout)
     finally:
@@ -210,12 +201,7 @@ def test_finishing_loggers_needs_no_wandb_when_no_wandb_logger_ran(monkeypatch):
 
 
 def test_benchmark_records_the_device_the_steps_ran_on():
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_train.py"
-    spec = importlib.util.spec_from_file_location("bench_train", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_train")
     timer = bench.StepTimer()
 
     class Module:  # fit moves the model back to the CPU at its end: the step's device counts
