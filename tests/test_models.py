@@ -147,6 +147,44 @@ def test_head_blocks_start_as_the_identity_and_are_part_of_the_identity():
         ForecastGAN(preset="tiny", image_size=SIZE, head_blocks=-1)
 
 
+def test_part_refiners_start_as_the_identity_edit_only_their_window_and_are_identity():
+    from frgan.models.forecaster import build_forecaster
+    from frgan.models.part_refiner import window_slices
+
+    torch.manual_seed(0)
+    plain = ForecastGAN(preset="tiny", image_size=SIZE, residual="edit")
+    refined = ForecastGAN(preset="tiny", image_size=SIZE, residual="edit", part_refiners=["mouth"])
+    missing = refined.generator.load_state_dict(plain.generator.state_dict(), strict=False)
+    assert missing.missing_keys
+    assert all(k.startswith("part_refiners.mouth.") for k in missing.missing_keys)
+    x0, s0, st = (torch.rand(2, 3, SIZE, SIZE) * 2 - 1 for _ in range(3))
+    plain.eval(), refined.eval()
+    torch.testing.assert_close(refined(x0, s0, st).frame, plain(x0, s0, st).frame)
+
+    refiner = refined.generator.part_refiners["mouth"]
+    refiner.to_edit.bias.data.fill_(0.5)  # a refiner that acts
+    after, before = refined(x0, s0, st).frame, plain(x0, s0, st).frame
+    rows, cols = window_slices("mouth", SIZE)
+    inside = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    inside[rows, cols] = True
+    changed = (after - before).abs().amax(dim=(0, 1)) > 1e-6
+    assert changed[inside].any() and not changed[~inside].any()
+    # the edit fades out at the window's border: its outermost pixels change least
+    centre = (after - before)[..., (rows.start + rows.stop) // 2, (cols.start + cols.stop) // 2]
+    border = (after - before)[..., rows.start, (cols.start + cols.stop) // 2]
+    assert (border.abs() < centre.abs()).all()
+
+    refined(x0, s0, st).frame.square().mean().backward()
+    assert refiner.to_edit.weight.grad.abs().sum() > 0
+    assert (
+        refined.identity()["part_refiners"] == ["mouth"] and "part_refiners" not in plain.identity()
+    )
+    rebuilt = build_forecaster(refined.identity())
+    assert list(rebuilt.part_refiners) == ["mouth"]
+    with pytest.raises(ConfigError, match="model.part_refiners='nose' is invalid"):
+        ForecastGAN(preset="tiny", image_size=SIZE, part_refiners=["nose"])
+
+
 def test_warp_moves_the_image_by_the_flow_in_pixels():
     image = torch.rand(2, 3, 8, 8)
     flow = torch.zeros(2, 2, 8, 8)

@@ -457,10 +457,7 @@ def test_face_parts_show_an_open_mouth_closed_eyes_and_brows_in_their_colours():
 def test_teeth_fill_a_smiles_narrow_opening_and_part_where_the_jaw_drops():
     from frgan.data.structure import StructureRenderer
     from frgan.render.face68 import mean_face68
-    from frgan.render.parts import PART_COLOURS, REST_LIP_LINE, part_coverage
-
-    below_nose, above_chin = REST_LIP_LINE
-    assert 0 < below_nose < above_chin  # the lips meet between the nose and the chin
+    from frgan.render.parts import PART_COLOURS, part_coverage
 
     face = mean_face68(64, 64)
     face[60:68, 1] = face[60:68, 1].mean()  # inner lips together at rest
@@ -491,3 +488,28 @@ def test_teeth_fill_a_smiles_narrow_opening_and_part_where_the_jaw_drops():
     np.testing.assert_allclose(
         maps[0][:, teeth].T, np.tile(PART_COLOURS["teeth"], (teeth.sum(), 1))
     )
+
+
+def test_drawn_teeth_agree_with_the_renderers_better_than_the_rest_line_did():
+    """The teeth edges in parts.py label most cavity pixels of rendered smiles and open mouths
+    as the renderer does; the first rule (the lips' meeting line at rest) drew much of a dropped
+    jaw's dark cavity as teeth (scripts/fit_teeth_edges.py fits the edges)."""
+    from frgan.render import parts
+    from frgan.synthetic.take_video import render_take
+
+    fit = load_script("fit_teeth_edges")
+    found = {
+        expression: fit.cavity_pixels(render_take(0, 1, expression, 0, image_size=128,
+                                                  min_frames=24, max_frames=24, with_labels=True))
+        for expression in ("happiness", "surprise")
+    }  # fmt: skip
+    for expression, pixels in found.items():
+        assert pixels["teeth"].any() and not pixels["teeth"].all()
+        accuracy = fit.scores(pixels, parts.TEETH_EDGES)["accuracy"]
+        assert accuracy > {"happiness": 0.75, "surprise": 0.6}[expression], (expression, accuracy)
+    surprise = found["surprise"]
+    drawn_right = {
+        name: fit.scores(surprise, edges)["accuracy"]
+        for name, edges in (("now", parts.TEETH_EDGES), ("at rest", fit.AT_REST))
+    }
+    assert drawn_right["now"] > drawn_right["at rest"] + 0.1, drawn_right

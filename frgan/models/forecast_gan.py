@@ -20,7 +20,7 @@ landmarks, for the face-region metrics and region_weights (extra keys are ignore
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
@@ -70,6 +70,7 @@ class ForecastGAN(GANModule):
         residual: str = "paint",
         warp: bool = False,
         head_blocks: int = 0,
+        part_refiners: Sequence[str] | None = None,
         region_weights: Mapping[str, float] | None = None,
         part_critics: Mapping[str, float] | None = None,
         part_feature_matching: float = 0.0,
@@ -95,6 +96,8 @@ class ForecastGAN(GANModule):
             composited (and edited); part of the identity.
         head_blocks: residual blocks at full size before the generator's head (0: the
             release's linear head), see frgan/models/generator.py; part of the identity.
+        part_refiners: face parts (mouth, eyes_brows) whose window of the frame a small network
+            of its own repaints at full size (frgan/models/part_refiner.py); part of the identity.
         region_weights: {region: weight} adds weight·(mean |x̂ − xt| over that face region of
             the target's landmarks) to the L1 term, per region (REGIONS): a mouth a few
             hundred pixels large then counts as much as the whole frame does at weight 1.
@@ -118,7 +121,7 @@ class ForecastGAN(GANModule):
         self.save_hyperparameters()
         self.check_training_options()
         arch = architecture(preset, image_size)
-        self.generator = Generator(arch, residual, warp, head_blocks)
+        self.generator = Generator(arch, residual, warp, head_blocks, tuple(part_refiners or ()))
         self.critic = Critic(arch)
         self.part_critics = nn.ModuleDict(
             {
@@ -266,6 +269,11 @@ class ForecastGAN(GANModule):
             **({"warp": True} if self.hparams.get("warp") else {}),
             **(
                 {"head_blocks": self.hparams.head_blocks} if self.hparams.get("head_blocks") else {}
+            ),
+            **(
+                {"part_refiners": list(self.generator.part_refiners)}
+                if self.generator.part_refiners
+                else {}
             ),
             **structure_identity(self.hparams),
             **({"part_critics": sorted(self.part_weights)} if self.part_weights else {}),

@@ -93,5 +93,6 @@ def build_forecaster(identity: Mapping[str, Any]) -> nn.Module:
         identity.get("residual", "paint"),
         identity.get("warp", False),
         identity.get("head_blocks", 0),
+        identity.get("part_refiners", ()),
     )
     return generator.requires_grad_(False).eval()

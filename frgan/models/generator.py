@@ -18,6 +18,9 @@ With `head_blocks` = n > 0, the full-size features pass through n residual block
 the structure map reaches the output at full size only linearly (a teeth band or a lid opening
 a pixel or two high must otherwise come through the half-size decoder, blurred).
 
+With `part_refiners` (mouth, eyes_brows), a small network of its own repaints each part's
+window of the composited frame (frgan/models/part_refiner.py); `frame` is then the refined one.
+
 With `warp`, the head also predicts a flow field (pixels, at most MAX_FLOW·size, starting at
 zero) and the source is moved by it before anything else uses it: x0 becomes warp(x0, flow)
 in the composite and in the edit. A sharp outline that shifts by a few pixels (a head that
@@ -26,7 +29,7 @@ turns) is then moved, not repainted through the decoder's blur.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -36,6 +39,7 @@ from torch import nn
 
 from frgan.models.blocks import UpBlock, conv3x3
 from frgan.models.encoder import Encoder
+from frgan.models.part_refiner import WINDOWS, PartRefiner, refine_parts
 from frgan.models.presets import Architecture, architecture
 from frgan.models.warp import warp
 from frgan.utils.checks import check_choice
@@ -82,10 +86,17 @@ class HeadBlock(nn.Module):
 
 class Generator(nn.Module):
     def __init__(
-        self, arch: Architecture, residual: str = "paint", warp: bool = False, head_blocks: int = 0
+        self,
+        arch: Architecture,
+        residual: str = "paint",
+        warp: bool = False,
+        head_blocks: int = 0,
+        part_refiners: Sequence[str] = (),
     ):
         super().__init__()
         check_choice("model.residual", residual, RESIDUALS)
+        for part in part_refiners:
+            check_choice("model.part_refiners", part, tuple(WINDOWS))
         ch, levels = arch.channels, arch.levels
         self.arch = arch
         self.residual = residual
@@ -105,15 +116,20 @@ class Generator(nn.Module):
         self.to_mask = conv3x3(4 * ch[0], 1)
         self.to_residual = conv3x3(4 * ch[0], 3)
         self.to_flow = conv3x3(4 * ch[0], 2) if warp else None
+        self.part_refiners = nn.ModuleDict(
+            {part: PartRefiner(max(2 * ch[0], 16)) for part in part_refiners}
+        )
 
     def zero_flow(self) -> None:
         """Start the flow at zero everywhere, i.e. the warp as the identity, and the head
-        blocks as the identity (after init)."""
+        blocks and part refiners as the identity (after init)."""
         if self.to_flow is not None:
             nn.init.zeros_(self.to_flow.weight)
             nn.init.zeros_(self.to_flow.bias)
         for block in self.head_blocks:
             block.zero_()
+        for refiner in self.part_refiners.values():
+            refiner.zero_()
 
     @classmethod
     def from_preset(
@@ -123,8 +139,9 @@ class Generator(nn.Module):
         residual: str = "paint",
         warp: bool = False,
         head_blocks: int = 0,
+        part_refiners: Sequence[str] = (),
     ) -> Generator:
-        return cls(architecture(preset, image_size), residual, warp, head_blocks)
+        return cls(architecture(preset, image_size), residual, warp, head_blocks, part_refiners)
 
     def forward(self, x0: torch.Tensor, s0: torch.Tensor, st: torch.Tensor) -> Forecast:
         """x0 source frame, s0 its structure map, st target structure map: [B,3,H,W] in [-1,1]."""
@@ -164,7 +181,10 @@ class Generator(nn.Module):
         if self.residual == "edit":
             h = h + torch.atanh(source.clamp(-_EDIT_LIMIT, _EDIT_LIMIT))
         residual = torch.tanh(h)
-        return Forecast(composite(residual, mask, source), residual, mask, flow)
+        frame = composite(residual, mask, source)
+        if self.part_refiners:
+            frame = refine_parts(self.part_refiners, frame, st, source, _EDIT_LIMIT)
+        return Forecast(frame, residual, mask, flow)
 
 
 def forecast_frames(

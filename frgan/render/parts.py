@@ -12,12 +12,14 @@ Unit normals never reach these corners of the colour cube, so a part cannot be m
 shape.
 
 Teeth: landmarks do not show them, but anatomy places them. The upper teeth are fixed to the
-skull and end about where the lips meet at rest; the lower teeth ride on the jaw and begin
-there too at rest. So the part of the mouth cavity above the rest lip line, measured down from
-the nose base (point 33), is upper teeth, and the part below it, measured up from the chin
-(point 8, which drops with the jaw), is lower teeth; the rest stays dark cavity. The rest lip
-line's distances, in eye distances, are the mean face's (frgan/render/face68.py FACE68_MEAN):
-a smile's narrow opening then fills with teeth, a dropped jaw opens a dark gap between them.
+skull, so their edge lies a fixed distance below the nose base (point 33); the lower teeth ride
+on the jaw, which turns about its hinge, so their edge drops about 0.6 as far as the chin (point
+8) does. Both distances are measured down the face in eye distances and written as lines in the
+nose-to-chin distance (which carries the face's length and the jaw's drop). The part of the
+mouth cavity above the upper edge is upper teeth, the part below the lower edge lower teeth,
+the rest stays dark cavity: a smile's narrow opening shows the upper teeth, a dropped jaw opens
+a dark gap between thin rows. The lines' coefficients (TEETH_EDGES) were fitted to where the
+synthetic renderer shows teeth (scripts/fit_teeth_edges.py measures them again).
 
 Parts are anti-aliased (coverage from SUPERSAMPLE² samples per pixel): at 64 px a lid
 opening is about two pixels high, and its coverage still tells a half-closed eye from an open one.
@@ -27,8 +29,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
-from frgan.render.face68 import FACE68_MEAN
 
 SUPERSAMPLE = 4
 _SHIFT = 4  # cv2 fixed-point bits: vertices at 1/16 of a supersampled pixel
@@ -42,7 +42,6 @@ PART_COLOURS = {
 _LIPS, _CAVITY = list(range(48, 60)), list(range(60, 68))
 _EYES = (list(range(36, 42)), list(range(42, 48)))
 _BROWS = (list(range(17, 22)), list(range(22, 27)))
-_INNER_LIP_MEETING = [61, 62, 63, 65, 66, 67]
 _NOSE_BASE, _CHIN = 33, 8
 
 
@@ -54,16 +53,8 @@ def _face_axes(xy: np.ndarray) -> tuple[np.ndarray, float]:
     return np.array([-along[1], along[0]]) / max(distance, 1e-6), distance
 
 
-def _rest_lip_line(face: np.ndarray) -> tuple[float, float]:
-    """(below the nose base, above the chin): where the lips meet in a face at rest, in eye
-    distances along the face's down axis."""
-    xy = face[:, :2].astype(np.float64)
-    down, distance = _face_axes(xy)
-    meeting = xy[_INNER_LIP_MEETING].mean(0)
-    return (meeting - xy[_NOSE_BASE]) @ down / distance, (xy[_CHIN] - meeting) @ down / distance
-
-
-REST_LIP_LINE = _rest_lip_line(FACE68_MEAN)
+# edge below the nose base = intercept + slope * (chin below the nose base), in eye distances
+TEETH_EDGES = {"upper": (0.400, 0.025), "lower": (0.040, 0.450)}
 
 
 def _fixed(points: np.ndarray) -> np.ndarray:
@@ -78,12 +69,10 @@ def teeth_layer(xy: np.ndarray, cavity: np.ndarray) -> np.ndarray:
     # supersampled pixel centres in image pixels (centres at +0.5)
     pixels = np.stack([cols + 0.5, rows + 0.5], axis=-1) / SUPERSAMPLE
     below_nose = (pixels - xy[_NOSE_BASE]) @ down / distance
-    above_chin = (xy[_CHIN] - pixels) @ down / distance
-    upper_below_nose, lower_above_chin = REST_LIP_LINE
+    chin = (xy[_CHIN] - xy[_NOSE_BASE]) @ down / distance
+    upper, lower = (a + b * chin for a, b in (TEETH_EDGES["upper"], TEETH_EDGES["lower"]))
     teeth = np.zeros_like(cavity)
-    teeth[rows, cols] = np.where(
-        (below_nose < upper_below_nose) | (above_chin < lower_above_chin), 255, 0
-    )
+    teeth[rows, cols] = np.where((below_nose < upper) | (below_nose > lower), 255, 0)
     return teeth
 
 
