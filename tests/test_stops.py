@@ -155,6 +155,39 @@ def test_a_stop_sent_to_the_process_group_ends_generate_cleanly(
     assert_clean_stop(status, log, signal.SIGTERM, "")
 
 
+def test_a_stop_that_arrives_inside_a_finalizer_still_stops_after_it():
+    """A SIGTERM during a video writer's __del__ (imageio closing its file at garbage
+    collection) raised Stopped there, where Python prints "Exception ignored" and drops it: the
+    stop was lost and generate ran on."""
+    import gc
+
+    from frgan.utils.stops import Stopped, stop_on_signals
+
+    finalized, dropped = [], []
+
+    class ClosesOnCollection:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            sum(range(100_000))  # the handler runs here, inside the finalizer
+            finalized.append(True)
+
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = dropped.append
+    try:
+        with pytest.raises(Stopped), stop_on_signals() as record:
+            writer = ClosesOnCollection()
+            writer.cycle = writer  # freed by the collector, as the writer was
+            del writer
+            gc.collect()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+    finally:
+        sys.unraisablehook = previous_hook
+    assert finalized == [True] and not dropped
+    assert record.signum == signal.SIGTERM
+
+
 def _pool_worker_with_a_busy_thread():
     import threading
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 from collections.abc import Iterator
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+RESEND_AFTER_S = 0.05  # a stop that arrives inside a finalizer is sent again this much later
 
 
 class Stopped(BaseException):
@@ -43,6 +45,16 @@ def stop_signal_of(error: BaseException) -> int | None:
     return None
 
 
+def in_finalizer(frame) -> bool:
+    """Whether a signal handler's interrupted frame runs inside an object's __del__ (an
+    imageio writer closing its video file at garbage collection, say)."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
 class StopRecord:
     """Which stop signal the main process received first (None: none yet)."""
 
@@ -53,7 +65,8 @@ class StopRecord:
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[StopRecord]:
     """Within the block, SIGTERM and SIGINT raise `Stopped` in the main process (recorded in
-    the yielded StopRecord); the previous handlers come back afterwards."""
+    the yielded StopRecord) — after the finalizer, when one is running; the previous handlers
+    come back afterwards."""
     record = StopRecord()
     main_pid = os.getpid()
 
@@ -63,6 +76,13 @@ def stop_on_signals() -> Iterator[StopRecord]:
             os._exit(128 + signum)
         if record.signum is None:
             record.signum = signum
+        if in_finalizer(frame):
+            # an exception raised in __del__ is printed as "Exception ignored" and dropped, and
+            # the stop with it: send the signal again once the finalizer is likely done
+            resend = threading.Timer(RESEND_AFTER_S, os.kill, (main_pid, signum))
+            resend.daemon = True
+            resend.start()
+            return
         raise Stopped(signum)
 
     previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
