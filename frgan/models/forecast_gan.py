@@ -1,15 +1,17 @@
 """ForecastGAN: stage 1 of FRGAN (reference section 3) — its networks and losses.
 
     critic:    D(fake) − D(real) + λ·GP                    (WGAN-GP, λ = 10)
-               + Σ_p [D_p(fake_p) − D_p(real_p) + λ·GP_p]
-    generator: −D(fake) − Σ_p α_p·D_p(fake_p) + φ·Σ_p FM_p
+               + Σ_p [D_p(fake_p) − D_p(real_p) + λ·GP_p] + Σ_p |R_p(real_p) − l_p|
+    generator: −D(fake) − Σ_p α_p·D_p(fake_p) + φ·Σ_p FM_p + Σ_p β_p·|R_p(x̂_p) − l_p|
                + 3.0·(mean|x̂ − xt| + Σ_r ρ_r·mean_r|x̂ − xt|) + 0.05·mean|w|
 where mean_r is the mean over face region r (mouth, eyes_brows: frgan/metrics/regions.py) of
 the target's landmarks and ρ_r its weight (region_weights), and D_p is the critic of face part
 p (mouth, eyes_brows: frgan/models/part_critic.py) on crops x_p of the frame and of st along the
 target's landmarks, weighted α_p in the generator's loss (part_critics), FM_p the feature
-matching of real and generated crops through D_p's features (part_feature_matching φ). The
-release has none of them.
+matching of real and generated crops through D_p's features (part_feature_matching φ), R_p
+the reader of part p's landmarks l_p (in crop coordinates) from a crop, trained on real crops
+with the critics, weighted β_p in the generator's loss (part_readers:
+frgan/models/part_reader.py). The release has none of them.
 The training loop, gradient penalty, clipping, EMA, metrics and checkpoint identity live in
 GANModule (frgan/models/gan.py).
 
@@ -34,7 +36,15 @@ from frgan.models.critic import Critic
 from frgan.models.gan import GANModule, retargeted_flags, structure_identity, weighted_mean
 from frgan.models.generator import Forecast, Generator, forecast_frames
 from frgan.models.init import init_weights
-from frgan.models.part_critic import PARTS, PartCritic, crop, feature_matching, part_grid
+from frgan.models.part_critic import (
+    PARTS,
+    PartCritic,
+    crop,
+    feature_matching,
+    part_grid,
+    part_points,
+)
+from frgan.models.part_reader import PartReader, reading_error
 from frgan.models.presets import architecture
 from frgan.utils.checks import check_choice, check_int, check_number
 from frgan.utils.media import side_by_side
@@ -74,6 +84,7 @@ class ForecastGAN(GANModule):
         region_weights: Mapping[str, float] | None = None,
         part_critics: Mapping[str, float] | None = None,
         part_feature_matching: float = 0.0,
+        part_readers: Mapping[str, float] | None = None,
     ):
         """
         preset: width preset name ("paper", "small", "tiny") or a mapping
@@ -107,10 +118,15 @@ class ForecastGAN(GANModule):
         part_feature_matching: weight of the part critics' feature matching in the generator's
             loss: mean |f(real part) − f(generated part)| over each critic's feature maps, on
             paired samples (0 = off).
+        part_readers: {part: weight} gives each face part a reader of its landmarks, trained
+            on real crops with the critics, and adds weight·mean |reader(generated crop) − the
+            target's part landmarks| to the generator's loss (frgan/models/part_reader.py);
+            part of the identity.
         """
         super().__init__()
         self.region_weights = _check_weights("model.region_weights", region_weights, REGIONS)
         self.part_weights = _check_weights("model.part_critics", part_critics, tuple(PARTS))
+        self.reader_weights = _check_weights("model.part_readers", part_readers, tuple(PARTS))
         check_number("model.part_feature_matching", part_feature_matching, least=0)
         check_int("model.head_blocks", head_blocks, 0)
         if part_feature_matching and not self.part_weights:
@@ -131,7 +147,14 @@ class ForecastGAN(GANModule):
         )
         init_weights(self.generator)
         init_weights(self.critic)
+        self.part_readers = nn.ModuleDict(
+            {
+                part: PartReader(part, image_size, 2 * arch.channels[0], arch.channels[-1])
+                for part in self.reader_weights
+            }
+        )
         init_weights(self.part_critics)
+        init_weights(self.part_readers)
         self.generator.zero_flow()
         self.init_ema()
 
@@ -139,7 +162,9 @@ class ForecastGAN(GANModule):
         return self.sampling_generator(x0, s0, st)
 
     def critic_parameters(self) -> Iterator[nn.Parameter]:
-        return chain(self.critic.parameters(), self.part_critics.parameters())
+        return chain(
+            self.critic.parameters(), self.part_critics.parameters(), self.part_readers.parameters()
+        )
 
     # ------------------------------------------------------------------ losses
     def run_generator(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Forecast:
@@ -152,12 +177,16 @@ class ForecastGAN(GANModule):
         gp = self.gradient_penalty(xt, fake, st, weights=paired)
         loss, logs = -wdist + self.hparams.gp_weight * gp, {"wdist": wdist, "gp": gp}
         for part, critic in self.part_critics.items():
-            grid, real_p, st_p = self._part_views(inputs)[part]
+            grid, real_p, st_p, _ = self._part_views(inputs)[part]
             fake_p = crop(fake, grid)
             wdist_p = weighted_mean(critic(real_p, st_p), paired) - critic(fake_p, st_p).mean()
             gp_p = self.gradient_penalty(real_p, fake_p, st_p, weights=paired, critic=critic)
             loss = loss - wdist_p + self.hparams.gp_weight * gp_p
             logs |= {f"wdist_{part}": wdist_p, f"gp_{part}": gp_p}
+        for part, reader in self.part_readers.items():
+            _, real_p, _, points_p = self._part_views(inputs)[part]
+            error = weighted_mean(reading_error(reader, real_p, points_p), paired)
+            loss, logs[f"reader_{part}"] = loss + error, error
         return loss, logs
 
     def generator_loss(self, inputs, output: Forecast):
@@ -165,7 +194,7 @@ class ForecastGAN(GANModule):
         adversarial = -self.critic(output.frame, inputs["st"]).mean()
         logs = {}
         for part, weight in self.part_weights.items():
-            grid, real_p, st_p = self._part_views(inputs)[part]
+            grid, real_p, st_p, _ = self._part_views(inputs)[part]
             fake_p = crop(output.frame, grid)
             adversarial = adversarial - weight * self.part_critics[part](fake_p, st_p).mean()
             if hp.part_feature_matching:
@@ -182,17 +211,26 @@ class ForecastGAN(GANModule):
         mask = output.mask.abs().mean()
         loss = adversarial + hp.l1_weight * l1 + hp.mask_weight * mask
         loss = loss + hp.part_feature_matching * sum(logs.values())
+        for part, weight in self.reader_weights.items():
+            grid, _, _, points_p = self._part_views(inputs)[part]
+            reader = self.part_readers[part]
+            misread = weighted_mean(
+                reading_error(reader, crop(output.frame, grid), points_p), inputs["paired"]
+            )
+            loss, logs[f"misread_{part}"] = loss + weight * misread, misread
         return loss, {"l1": l1, "mask": mask, **logs}
 
     def _part_views(self, inputs: dict[str, Any]) -> dict[str, tuple[torch.Tensor, ...]]:
-        """{part: (crop grid, crop of xt, crop of st)} of a batch, made once: the critic's and
-        the generator's steps of a batch both use them."""
+        """{part: (crop grid, crop of xt, crop of st, the part's landmarks in crop
+        coordinates)} of a batch, made once: the critic's and the generator's steps of a batch
+        both use them."""
         if "part_views" not in inputs:
-            size = inputs["xt"].shape[-1]
+            size, landmarks = inputs["xt"].shape[-1], inputs["lt"]
             views = {}
-            for part in self.part_weights:
-                grid = part_grid(inputs["lt"], part, size)
-                views[part] = (grid, crop(inputs["xt"], grid), crop(inputs["st"], grid))
+            for part in {**self.part_weights, **self.reader_weights}:
+                grid = part_grid(landmarks, part, size)
+                crops = (crop(inputs["xt"], grid), crop(inputs["st"], grid))
+                views[part] = (grid, *crops, part_points(landmarks, part))
             inputs["part_views"] = views
         return inputs["part_views"]
 
@@ -205,6 +243,7 @@ class ForecastGAN(GANModule):
         for weights, option in (
             (self.region_weights, "region_weights"),
             (self.part_weights, "part_critics"),
+            (self.reader_weights, "part_readers"),
         ):
             if weights and "lt" not in batch:
                 raise ValueError(
@@ -277,6 +316,7 @@ class ForecastGAN(GANModule):
             ),
             **structure_identity(self.hparams),
             **({"part_critics": sorted(self.part_weights)} if self.part_weights else {}),
+            **({"part_readers": sorted(self.reader_weights)} if self.reader_weights else {}),
         }
 
 

@@ -50,10 +50,9 @@ def crop_size(part: str, image_size: int) -> tuple[int, int]:
     return tuple(max(8, 8 * round(f * image_size / 8)) for f in PARTS[part].pixels)
 
 
-def part_grid(landmarks: torch.Tensor, part: str, image_size: int) -> torch.Tensor:
-    """grid_sample coordinates [B,h,w,2] of a part's crop box for 68-point landmarks [B,68,≥2]
-    in pixels (pixel centres at +0.5): centred on the part's points, turned with the eye line,
-    sized by the distance between the eye centres."""
+def _part_box(landmarks: torch.Tensor, part: str) -> tuple[torch.Tensor, ...]:
+    """(centre [B,2], u [B,2] along the eye line, v [B,2] down the face, half extents
+    [B,2] across and down) of a part's crop box, in pixels."""
     frame = PARTS[part]
     points = landmarks[..., :2].float()
     left, right = points[:, _LEFT_EYE].mean(1), points[:, _RIGHT_EYE].mean(1)
@@ -62,16 +61,33 @@ def part_grid(landmarks: torch.Tensor, part: str, image_size: int) -> torch.Tens
     u = along / eye_distance  # along the eye line
     v = torch.stack([-u[:, 1], u[:, 0]], dim=-1)  # down the face (image y points down)
     centre = points[:, list(frame.points)].mean(1)
+    half = eye_distance * 0.5 * torch.tensor([frame.width, frame.height], device=points.device)
+    return centre, u, v, half
 
+
+def part_grid(landmarks: torch.Tensor, part: str, image_size: int) -> torch.Tensor:
+    """grid_sample coordinates [B,h,w,2] of a part's crop box for 68-point landmarks [B,68,≥2]
+    in pixels (pixel centres at +0.5): centred on the part's points, turned with the eye line,
+    sized by the distance between the eye centres."""
+    centre, u, v, half = _part_box(landmarks, part)
     height, width = crop_size(part, image_size)
     # pixel centres of the crop, in [-1, 1] across its box
-    a = (torch.arange(width, device=points.device) + 0.5) / width * 2 - 1
-    b = (torch.arange(height, device=points.device) + 0.5) / height * 2 - 1
-    scale = eye_distance.view(-1, 1, 1, 1)
-    across = a.view(1, 1, width, 1) * (0.5 * frame.width) * scale * u.view(-1, 1, 1, 2)
-    down = b.view(1, height, 1, 1) * (0.5 * frame.height) * scale * v.view(-1, 1, 1, 2)
+    a = (torch.arange(width, device=centre.device) + 0.5) / width * 2 - 1
+    b = (torch.arange(height, device=centre.device) + 0.5) / height * 2 - 1
+    across = a.view(1, 1, width, 1) * half[:, 0].view(-1, 1, 1, 1) * u.view(-1, 1, 1, 2)
+    down = b.view(1, height, 1, 1) * half[:, 1].view(-1, 1, 1, 1) * v.view(-1, 1, 1, 2)
     xy = centre.view(-1, 1, 1, 2) + across + down
     return xy / image_size * 2 - 1  # align_corners=False: pixel edges at ±1
+
+
+def part_points(landmarks: torch.Tensor, part: str) -> torch.Tensor:
+    """The part's own landmarks [B,P,2] in its crop's coordinates ([-1, 1] across the box,
+    x across, y down): where they lie in the crops part_grid makes."""
+    centre, u, v, half = _part_box(landmarks, part)
+    offsets = landmarks[:, list(PARTS[part].points), :2].float() - centre[:, None]
+    across = (offsets * u[:, None]).sum(-1) / half[:, None, 0]
+    down = (offsets * v[:, None]).sum(-1) / half[:, None, 1]
+    return torch.stack([across, down], dim=-1)
 
 
 def crop(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
