@@ -586,3 +586,68 @@ def test_part_feature_matching_pulls_generated_parts_towards_real_ones_only():
     assert torch.equal(
         feature_matching(model.part_critics["mouth"], real, real, st), torch.zeros(4)
     )
+
+
+def test_part_points_are_where_the_parts_landmarks_appear_in_its_crops():
+    from frgan.models.part_critic import PARTS, part_crops, part_points
+    from frgan.render.face68 import mean_face68
+
+    torch.manual_seed(0)
+    landmarks = torch.from_numpy(mean_face68(64, 64)[:, :2]).float()[None]
+    landmarks = landmarks + 0.3 * torch.randn_like(landmarks)  # a turned, uneven face
+    for part, frame in PARTS.items():
+        points = part_points(landmarks, part)
+        assert points.shape == (1, len(frame.points), 2) and points.abs().max() < 1
+        for k in (0, len(frame.points) // 2):
+            x, y = landmarks[0, frame.points[k]].long().tolist()
+            dot = torch.zeros(1, 1, 64, 64)
+            dot[..., y, x] = 1.0  # the pixel holding landmark k
+            crop = part_crops(dot, landmarks, part)[0, 0]
+            row, col = divmod(int(crop.argmax()), crop.shape[1])
+            found = torch.tensor([(col + 0.5) / crop.shape[1], (row + 0.5) / crop.shape[0]])
+            # 2.5 crop pixels: the landmark's offset inside its image pixel (~1.8 crop pixels
+            # per image pixel here) and the crop's own pixel
+            tolerance = 2.5 * 2 / torch.tensor([crop.shape[1], crop.shape[0]])
+            assert ((found * 2 - 1 - points[0, k]).abs() < tolerance).all(), (part, k)
+
+
+def test_part_readers_learn_from_real_crops_and_charge_the_generator_for_misread_ones(tmp_path):
+    from frgan.models.part_critic import part_crops, part_points
+    from frgan.models.part_reader import reading_error
+
+    torch.manual_seed(0)
+    model = ForecastGAN(preset="tiny", image_size=SIZE, part_readers={"mouth": 5.0})
+    assert set(model.part_readers) == {"mouth"}
+    assert model.identity()["part_readers"] == ["mouth"]
+    assert {id(p) for p in model.part_readers.parameters()} <= {
+        id(p) for p in model.critic_parameters()
+    }  # trained by the critics' optimizer, not the generator's
+    pairs, batch, inputs, output = _landmark_batch(model, retargeted=[False, False, False, True])
+    plain = ForecastGAN(preset="tiny", image_size=SIZE)
+    plain.load_state_dict(model.state_dict(), strict=False)
+    plain_loss, _ = plain.generator_loss(inputs, output)
+    loss, logged = model.generator_loss(inputs, output)
+    points = part_points(batch["lt"], "mouth")
+    reader = model.part_readers["mouth"]
+    misread = reading_error(reader, part_crops(output.frame, batch["lt"], "mouth"), points)
+    assert torch.allclose(logged["misread_mouth"], misread[:3].mean())  # paired samples only
+    assert torch.allclose(loss, plain_loss + 5.0 * misread[:3].mean(), rtol=1e-5)
+
+    critic_loss, critic_logged = model.critic_loss(inputs, output)
+    read = reading_error(reader, part_crops(batch["xt"], batch["lt"], "mouth"), points)
+    assert torch.allclose(critic_logged["reader_mouth"], read[:3].mean())
+    model.zero_grad()
+    critic_loss.backward()
+    assert reader.to_points.weight.grad.abs().sum() > 0
+
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = _fit(model, tmp_path, pairs=pairs)
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert any(k.startswith("part_readers.mouth.") for k in changed)
+    assert math.isfinite(trainer.callback_metrics["train/reader_mouth"])
+    with pytest.raises(ValueError, match="part_readers"):
+        plain.check_identity({"frgan_model": model.identity()}, "ckpt")
+    with pytest.raises(ValueError, match="model.part_readers"):
+        model.generator_inputs({k: v for k, v in batch.items() if k != "lt"})
+    with pytest.raises(ConfigError, match="mouth, eyes_brows"):
+        ForecastGAN(preset="tiny", image_size=SIZE, part_readers={"nose": 1.0})
