@@ -1,0 +1,151 @@
+"""What a forecast paints inside the mouth: the brightness and the contrast of the teeth, the
+dark cavity and the lips, the truth's against each model's, at the test takes' apex frames.
+
+    python scripts/mouth_colours.py NAME=RUN [NAME=RUN ...] [--split test] [--docs [FOLDER]]
+
+RUN is a training run folder or checkpoint of a ForecastGAN. Parts come from the target's 68
+landmarks (frgan/render/parts.py, teeth by TEETH_EDGES, pixels the part covers fully), whatever
+structure map the run was trained on. Per frame: a part's mean luminance and its spread (the
+standard deviation of luminance over the part's pixels: teeth with dark gaps and edges have
+much, a blurred band little), then averaged over the frames. The apex frames: the 3 frames of
+each take whose inner lips are farthest apart.
+
+--docs writes FOLDER/mouth_colours.md and .json (default docs/expression/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from frgan.inference.model import training_config_path
+from frgan.models.checkpoints import load_model
+from frgan.render.parts import part_coverage
+from frgan.utils.checkpoint_io import find_checkpoint
+from frgan.utils.cli import report_user_errors
+from frgan.utils.files import write_json_atomic
+from frgan.utils.results_page import Table, add_docs_option, text_table, write_results_page
+
+PARTS = ("teeth", "cavity", "lips")
+FULL = 0.9  # a pixel belongs to a part the part covers more than this much of
+APEX_FRAMES = 3
+LUMA = torch.tensor([0.299, 0.587, 0.114])
+
+
+def luminance(image: torch.Tensor) -> torch.Tensor:
+    """[3,H,W] in [-1,1] -> [H,W] in [0,1]."""
+    return torch.einsum("chw,c->hw", (image + 1) / 2, LUMA)
+
+
+def apex_frames(landmarks: np.ndarray) -> np.ndarray:
+    opening = np.abs(landmarks[:, 66, 1] - landmarks[:, 62, 1])
+    return np.argsort(-opening)[:APEX_FRAMES]
+
+
+def measure_run(path: Path, split: str) -> dict:
+    """{expression: {part: {truth_mean, model_mean, truth_spread, model_spread, frames}}}."""
+    checkpoint = find_checkpoint(path)
+    model = load_model(checkpoint)
+    config = OmegaConf.load(training_config_path(checkpoint))
+    config.data.num_workers = 0
+    data = instantiate(config.data)
+    data.setup("test" if split == "test" else "fit")
+    dataset = data.datasets[split]
+    found: dict[str, dict[str, list]] = {}
+    for index, take in enumerate(dataset.takes):
+        expression = take.key.split("__")[1]
+        for frame in apex_frames(take.landmarks[..., :2]):
+            item = dataset.__getitems__([int(dataset.offsets[index] + frame)])[0]
+            with torch.no_grad():
+                generated = model(item["x0"][None], item["s0"][None], item["st"][None]).frame[0]
+            size = item["xt"].shape[-1]
+            parts = part_coverage(item["lt"].numpy(), size, size, teeth=True)
+            for part in PARTS:
+                pixels = torch.from_numpy(parts[part] > FULL)
+                if pixels.sum() < 2:
+                    continue
+                truth, painted = luminance(item["xt"])[pixels], luminance(generated)[pixels]
+                found.setdefault(expression, {}).setdefault(part, []).append(
+                    [truth.mean(), painted.mean(), truth.std(), painted.std()]
+                )
+    keys = ("truth_mean", "model_mean", "truth_spread", "model_spread")
+    return {
+        expression: {
+            part: {
+                **dict(zip(keys, np.mean(values, axis=0).tolist(), strict=True)),
+                "frames": len(values),
+            }
+            for part, values in sorted(by_part.items(), key=lambda item: PARTS.index(item[0]))
+        }
+        for expression, by_part in sorted(found.items())
+    }
+
+
+def table(results: dict[str, dict]) -> Table:
+    names = list(results)
+    headers = ["expression", "part", "frames", "truth: mean / spread"]
+    headers += [f"{name}: mean / spread" for name in names]
+    rows = []
+    first = results[names[0]]
+    for expression, by_part in first.items():
+        for part, cells in by_part.items():
+            row = [expression, part, cells["frames"]]
+            row.append(f"{cells['truth_mean']:.2f} / {cells['truth_spread']:.3f}")
+            for name in names:
+                other = results[name].get(expression, {}).get(part)
+                row.append(
+                    "—"
+                    if other is None
+                    else f"{other['model_mean']:.2f} / {other['model_spread']:.3f}"
+                )
+            rows.append(row)
+    return Table(
+        headers,
+        rows,
+        caption="Luminance (0-1) of the parts the target's landmarks draw, at the apex frames: "
+        "the mean over the part, and its spread (standard deviation over the part's pixels), "
+        "averaged over frames.",
+    )
+
+
+def parse_runs(pairs: list[str]) -> dict[str, Path]:
+    runs = {}
+    for pair in pairs:
+        name, sep, folder = pair.partition("=")
+        if not sep or not name or not folder:
+            raise SystemExit(f"give runs as NAME=RUN, got {pair!r}")
+        runs[name] = Path(folder)
+    return runs
+
+
+@report_user_errors
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", help="NAME=RUN (a training run folder or checkpoint)")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    add_docs_option(parser, Path("docs/expression"))
+    args = parser.parse_args(argv)
+    results = {name: measure_run(path, args.split) for name, path in parse_runs(args.runs).items()}
+    page = table(results)
+    print(page.caption)
+    print(text_table(page.headers, page.rows))
+    out = Path("outputs/bench/mouth_colours.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"split": args.split, "runs": {k: str(v) for k, v in parse_runs(args.runs).items()}}
+    write_json_atomic(out, payload | {"results": results})
+    if args.docs:
+        written = write_results_page(
+            args.docs, "mouth_colours", "What a forecast paints inside the mouth", [page],
+            payload | {"results": results},
+        )  # fmt: skip
+        print(f"wrote {written}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
