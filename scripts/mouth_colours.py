@@ -129,16 +129,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="NAME=RUN (a training run folder or checkpoint)")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench/mouth_colours.json"))
     add_docs_option(parser, Path("docs/expression"))
     args = parser.parse_args(argv)
     results = {name: measure_run(path, args.split) for name, path in parse_runs(args.runs).items()}
     page = table(results)
     print(page.caption)
     print(text_table(page.headers, page.rows))
-    out = Path("outputs/bench/mouth_colours.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"split": args.split, "runs": {k: str(v) for k, v in parse_runs(args.runs).items()}}
-    write_json_atomic(out, payload | {"results": results})
+    write_json_atomic(args.out, payload | {"results": results})
     if args.docs:
         written = write_results_page(
             args.docs, "mouth_colours", "What a forecast paints inside the mouth", [page],

@@ -37,7 +37,11 @@ def test_mouth_colours_measure_each_part_of_the_truth_and_of_the_forecast(tiny_r
             assert 0 <= cells["truth_mean"] <= 1 and 0 <= cells["model_mean"] <= 1
             assert cells["truth_spread"] > 0 and cells["model_spread"] >= 0
 
-    colours.main([f"tiny={tiny_run}", f"again={tiny_run}", "--docs", str(tmp_path)])
+    out = tmp_path / "figures.json"
+    colours.main(
+        [f"tiny={tiny_run}", f"again={tiny_run}", "--out", str(out), "--docs", str(tmp_path)]
+    )
+    assert json.loads(out.read_text())["split"] == "test"
     page = (tmp_path / "mouth_colours.md").read_text()
     assert "tiny: mean / spread" in page and "again: mean / spread" in page
     figures = json.loads((tmp_path / "mouth_colours.json").read_text())
