@@ -15,7 +15,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -73,6 +73,24 @@ def tiny_data_dir(tmp_path_factory) -> Path:
     cfg = compose_config("train.yaml", [f"paths.data_dir={data_dir}", *TINY_DATA])
     hydra.utils.instantiate(cfg.data).prepare_data()
     return data_dir
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_data_dir, tmp_path_factory) -> Path:
+    """A tiny forecast run folder, trained to its end: checkpoints/last.ckpt beside the
+    .hydra/config.yaml it was composed from."""
+    from frgan.train import train
+
+    run = tmp_path_factory.mktemp("finished")
+    quiet = ["test=false", "trainer.limit_val_batches=0", "callbacks=none", "logger=none"]
+    cfg = compose_config(
+        "train.yaml", [f"paths.data_dir={tiny_data_dir}", *TINY_DATA, *TINY_RUN, *quiet], run
+    )
+    _, objects = train(cfg)
+    objects["trainer"].save_checkpoint(run / "checkpoints" / "last.ckpt")
+    (run / ".hydra").mkdir()
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+    return run
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_DATA, TINY_RUN, wait_for
-from omegaconf import OmegaConf
 
 from frgan.utils.checkpoint_io import read_checkpoint
 
@@ -108,24 +107,6 @@ def test_a_stop_sent_to_the_process_group_ends_prepare_cleanly(tiny_data_dir, tm
         signal.SIGTERM,
         "run the same command again to resume: finished shards are kept",
     )
-
-
-@pytest.fixture(scope="module")
-def finished_run(tiny_data_dir, tmp_path_factory) -> Path:
-    from conftest import compose_config
-
-    from frgan.train import train
-
-    run = tmp_path_factory.mktemp("finished")
-    quiet = ["test=false", "trainer.limit_val_batches=0", "callbacks=none", "logger=none"]
-    cfg = compose_config(
-        "train.yaml", [f"paths.data_dir={tiny_data_dir}", *TINY_DATA, *TINY_RUN, *quiet], run
-    )
-    _, objects = train(cfg)
-    objects["trainer"].save_checkpoint(run / "checkpoints" / "last.ckpt")
-    (run / ".hydra").mkdir()
-    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
-    return run
 
 
 @pytest.mark.slow
