@@ -588,29 +588,6 @@ def test_part_feature_matching_pulls_generated_parts_towards_real_ones_only():
     )
 
 
-def test_part_points_are_where_the_parts_landmarks_appear_in_its_crops():
-    from frgan.models.part_critic import PARTS, part_crops, part_points
-    from frgan.render.face68 import mean_face68
-
-    torch.manual_seed(0)
-    landmarks = torch.from_numpy(mean_face68(64, 64)[:, :2]).float()[None]
-    landmarks = landmarks + 0.3 * torch.randn_like(landmarks)  # a turned, uneven face
-    for part, frame in PARTS.items():
-        points = part_points(landmarks, part)
-        assert points.shape == (1, len(frame.points), 2) and points.abs().max() < 1
-        for k in (0, len(frame.points) // 2):
-            x, y = landmarks[0, frame.points[k]].long().tolist()
-            dot = torch.zeros(1, 1, 64, 64)
-            dot[..., y, x] = 1.0  # the pixel holding landmark k
-            crop = part_crops(dot, landmarks, part)[0, 0]
-            row, col = divmod(int(crop.argmax()), crop.shape[1])
-            found = torch.tensor([(col + 0.5) / crop.shape[1], (row + 0.5) / crop.shape[0]])
-            # 2.5 crop pixels: the landmark's offset inside its image pixel (~1.8 crop pixels
-            # per image pixel here) and the crop's own pixel
-            tolerance = 2.5 * 2 / torch.tensor([crop.shape[1], crop.shape[0]])
-            assert ((found * 2 - 1 - points[0, k]).abs() < tolerance).all(), (part, k)
-
-
 def test_part_readers_learn_from_real_crops_and_charge_the_generator_for_misread_ones(tmp_path):
     from frgan.models.part_critic import part_crops, part_points
     from frgan.models.part_reader import reading_error

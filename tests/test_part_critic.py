@@ -67,3 +67,57 @@ def test_crops_pass_gradients_to_the_frame_and_the_critic_scores_each_sample():
     # only pixels around the mouth receive gradient
     assert rows.min() > mouth_rows.min() - 20 and rows.max() < mouth_rows.max() + 20
     assert not touched[:10].any()
+
+
+def test_part_points_are_where_the_parts_landmarks_appear_in_its_crops():
+    from frgan.models.part_critic import part_points
+
+    torch.manual_seed(0)
+    landmarks = torch.from_numpy(mean_face68(64, 64)[:, :2]).float()[None]
+    landmarks = landmarks + 0.3 * torch.randn_like(landmarks)  # a turned, uneven face
+    for part, frame in PARTS.items():
+        points = part_points(landmarks, part)
+        assert points.shape == (1, len(frame.points), 2) and points.abs().max() < 1
+        for k in (0, len(frame.points) // 2):
+            x, y = landmarks[0, frame.points[k]].long().tolist()
+            dot = torch.zeros(1, 1, 64, 64)
+            dot[..., y, x] = 1.0  # the pixel holding landmark k
+            crop = part_crops(dot, landmarks, part)[0, 0]
+            row, col = divmod(int(crop.argmax()), crop.shape[1])
+            found = torch.tensor([(col + 0.5) / crop.shape[1], (row + 0.5) / crop.shape[0]])
+            # 2.5 crop pixels: the landmark's offset inside its image pixel (~1.8 crop pixels
+            # per image pixel here) and the crop's own pixel
+            tolerance = 2.5 * 2 / torch.tensor([crop.shape[1], crop.shape[0]])
+            assert ((found * 2 - 1 - points[0, k]).abs() < tolerance).all(), (part, k)
+
+
+def test_refiner_windows_hold_the_parts_of_prepared_face_crops(tiny_data_dir):
+    """The fixed windows of frgan/models/part_refiner.py hold the parts' landmarks, with their
+    feathered border to spare, in every frame of the prepared synthetic takes."""
+    import numpy as np
+    from conftest import TINY_DATA, compose_config
+    from hydra.utils import instantiate
+
+    from frgan.models.part_refiner import FEATHER, window_slices
+
+    cfg = compose_config("train.yaml", [f"paths.data_dir={tiny_data_dir}", *TINY_DATA])
+    data = instantiate(cfg.data)
+    data.setup("fit")
+    size = cfg.data.image_size
+    landmarks = np.concatenate(
+        [
+            take.landmarks[..., :2]
+            for split in ("train", "val")
+            for take in data.datasets[split].takes
+        ]
+    )
+    margin = FEATHER * size
+    for part in PARTS:
+        points = landmarks[:, list(PARTS[part].points)]
+        rows, cols = window_slices(part, size)
+        assert (
+            cols.start + margin <= points[..., 0].min()
+            and points[..., 0].max() <= cols.stop - margin
+        ), part
+        assert rows.start + margin <= points[..., 1].min() or rows.start == 0, part
+        assert points[..., 1].max() <= rows.stop - margin, part

@@ -12,7 +12,7 @@ refiner changes nothing), and φ a feather that fades the edit out over the wind
 Windows are fixed fractions of the frame, not landmark crops, so a refiner needs nothing but
 the generator's own inputs (generate, evaluate and the refine stage call it unchanged). They
 hold the part in the face crops frgan.prepare makes: on the synthetic set the mouth's landmarks
-stay within rows 0.48-0.78 and columns 0.25-0.72 of the frame (1st-99th percentile of every
+stay within rows 0.51-0.78 and columns 0.25-0.73 of the frame (1st-99th percentile of every
 frame), the eyes' and brows' within rows 0.08-0.39 and columns 0.14-0.85.
 """
 
@@ -105,9 +105,12 @@ class PartRefiner(nn.Module):
 
 
 def refine_parts(
-    refiners: nn.ModuleDict, frame: torch.Tensor, structure: torch.Tensor, source: torch.Tensor,
+    refiners: nn.ModuleDict,
+    frame: torch.Tensor,
+    structure: torch.Tensor,
+    source: torch.Tensor,
     limit: float,
-) -> torch.Tensor:  # fmt: skip
+) -> torch.Tensor:
     """The frame [B,3,S,S] with each refiner's window edited in turn; `limit` keeps atanh
     finite (pixels at exactly ±1)."""
     size = frame.shape[-1]
