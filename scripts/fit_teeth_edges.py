@@ -45,12 +45,11 @@ def cavity_pixels(take, every: int = 2) -> dict[str, np.ndarray]:
     height, width = take.labels.shape[1:]
     for frame in range(0, len(take.labels), every):
         xy = take.landmarks[frame, :, :2].astype(np.float64)
-        down, distance = parts._face_axes(xy)
         cavity = parts.part_coverage(xy, height, width)["cavity"] > COVERED
         rows, cols = np.nonzero(cavity)
-        centres = np.stack([cols + 0.5, rows + 0.5], axis=-1)
-        below_nose.append((centres - xy[parts._NOSE_BASE]) @ down / distance)
-        chin.append(np.full(len(rows), (xy[parts._CHIN] - xy[parts._NOSE_BASE]) @ down / distance))
+        below, chin_below = parts.below_nose(xy, np.stack([cols + 0.5, rows + 0.5], axis=-1))
+        below_nose.append(below)
+        chin.append(np.full(len(rows), chin_below))
         teeth.append(take.labels[frame][rows, cols] == LABEL["teeth"])
     return {
         "chin": np.concatenate(chin),
@@ -60,10 +59,8 @@ def cavity_pixels(take, every: int = 2) -> dict[str, np.ndarray]:
 
 
 def drawn_teeth(pixels: dict[str, np.ndarray], edges: dict[str, tuple]) -> np.ndarray:
-    """Which cavity pixels the rule draws as teeth (the same test as parts.teeth_layer)."""
-    (a_upper, b_upper), (a_lower, b_lower) = edges["upper"], edges["lower"]
-    chin, below_nose = pixels["chin"], pixels["below_nose"]
-    return (below_nose < a_upper + b_upper * chin) | (below_nose > a_lower + b_lower * chin)
+    """Which cavity pixels the structure map draws as teeth with these edges."""
+    return parts.is_teeth(pixels["below_nose"], pixels["chin"], edges)
 
 
 def fit_edges(pixels: dict[str, np.ndarray], start: dict[str, tuple], rounds: int = 3) -> dict:

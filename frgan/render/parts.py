@@ -62,17 +62,31 @@ def _fixed(points: np.ndarray) -> np.ndarray:
     return np.round((points * SUPERSAMPLE - 0.5) * (1 << _SHIFT)).astype(np.int32)
 
 
+def below_nose(xy: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, float]:
+    """(how far points [N,2] lie below the nose base, how far the chin does), in eye distances
+    down the face of landmarks xy [68,2]: the coordinates the teeth edges are lines in."""
+    down, distance = _face_axes(xy)
+    return (points - xy[_NOSE_BASE]) @ down / distance, (
+        xy[_CHIN] - xy[_NOSE_BASE]
+    ) @ down / distance
+
+
+def is_teeth(
+    below: np.ndarray, chin: float | np.ndarray, edges: dict[str, tuple] = TEETH_EDGES
+) -> np.ndarray:
+    """Which cavity points, `below` the nose base (below_nose) of a face whose chin is `chin`
+    below it, are teeth by `edges` (TEETH_EDGES)."""
+    (a_upper, b_upper), (a_lower, b_lower) = edges["upper"], edges["lower"]
+    return (below < a_upper + b_upper * chin) | (below > a_lower + b_lower * chin)
+
+
 def teeth_layer(xy: np.ndarray, cavity: np.ndarray) -> np.ndarray:
     """uint8 [h,w] (0 or 255): the pixels of the supersampled cavity layer that are teeth."""
-    down, distance = _face_axes(xy)
     rows, cols = np.nonzero(cavity)  # only the cavity can show teeth
     # supersampled pixel centres in image pixels (centres at +0.5)
     pixels = np.stack([cols + 0.5, rows + 0.5], axis=-1) / SUPERSAMPLE
-    below_nose = (pixels - xy[_NOSE_BASE]) @ down / distance
-    chin = (xy[_CHIN] - xy[_NOSE_BASE]) @ down / distance
-    upper, lower = (a + b * chin for a, b in (TEETH_EDGES["upper"], TEETH_EDGES["lower"]))
     teeth = np.zeros_like(cavity)
-    teeth[rows, cols] = np.where((below_nose < upper) | (below_nose > lower), 255, 0)
+    teeth[rows, cols] = np.where(is_teeth(*below_nose(xy, pixels)), 255, 0)
     return teeth
 
 
