@@ -2,7 +2,9 @@
 can signal it at a chosen moment: `python tests/phase_marker.py <folder> <module> <args...>`.
 
 The marker writes <folder>/<phase> (train, validate, test) when a batch of that phase starts
-and slows those batches a little, so that a signal lands while the phase runs."""
+and slows those batches a little, so that a signal lands while the phase runs. Outside a fit
+(evaluate, generate) every ForecastGAN forecast writes <folder>/forecast and is slowed the same
+way."""
 
 from __future__ import annotations
 
@@ -42,5 +44,15 @@ if __name__ == "__main__":
         *build_callbacks(cfg),
         PhaseMarker(Path(folder)),
     ]
+    from frgan.models.forecast_gan import ForecastGAN
+
+    forecast = ForecastGAN.forward
+
+    def marked_forecast(self, *args, **kwargs):
+        (Path(folder) / "forecast").touch()
+        time.sleep(0.2)
+        return forecast(self, *args, **kwargs)
+
+    ForecastGAN.forward = marked_forecast
     sys.argv = [module, *arguments]
     runpy.run_module(module, run_name="__main__", alter_sys=True)

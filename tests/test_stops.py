@@ -48,6 +48,17 @@ def stop_once_started(args: list[str], tmp_path: Path, delay: float) -> tuple[in
     return stop_group(process, signal.SIGTERM), log
 
 
+def stop_while_forecasting(module: str, args: list[str], tmp_path: Path) -> tuple[int, Path]:
+    """Run `python -m module args` through the phase marker and send SIGTERM to its process
+    group once it forecasts (tiny runs finish in a second: a fixed delay could miss them)."""
+    log, phases = tmp_path / "out.log", tmp_path / "phases"
+    phases.mkdir()
+    command = [sys.executable, str(MARKER), str(phases), module, *args]
+    process = start([*command, f"hydra.run.dir={tmp_path / 'run'}"], log)
+    wait_for(phases / "forecast", process)
+    return stop_group(process, signal.SIGTERM), log
+
+
 def assert_clean_stop(status: int, log: Path, sig: int, hint: str) -> None:
     output = log.read_text()
     name = signal.Signals(sig).name
@@ -114,11 +125,11 @@ def test_a_stop_sent_to_the_process_group_ends_evaluate_cleanly(
     tiny_data_dir, finished_run, tmp_path
 ):
     args = [
-        sys.executable, "-m", "frgan.evaluate", f"ckpt={finished_run}",
-        f"paths.data_dir={tiny_data_dir}", *TINY_DATA, "data.num_workers=2",
-        "evaluation=no_fvd", "evaluation.frames=9", "evaluation.progress=false",
+        f"ckpt={finished_run}", f"paths.data_dir={tiny_data_dir}", *TINY_DATA,
+        "data.num_workers=2", "evaluation=no_fvd", "evaluation.frames=9",
+        "evaluation.progress=false",
     ]  # fmt: skip
-    status, log = stop_once_started(args, tmp_path, delay=2.0)
+    status, log = stop_while_forecasting("frgan.evaluate", args, tmp_path)
     assert_clean_stop(status, log, signal.SIGTERM, "no report was written; run it again")
     assert not (tmp_path / "run" / "metrics.json").exists()
 
@@ -129,10 +140,10 @@ def test_a_stop_sent_to_the_process_group_ends_generate_cleanly(
 ):
     take = sorted(p for p in (tiny_data_dir / "synthetic" / "raw").glob("s*/*/take*"))[0]
     args = [
-        sys.executable, "-m", "frgan.generate", "progress=false", f"ckpt={finished_run}",
-        f"source={take / 'img_0000.jpg'}", f"driver={take}", f"out={tmp_path / 'out'}",
+        "progress=false", f"ckpt={finished_run}", f"source={take / 'img_0000.jpg'}",
+        f"driver={take}", f"out={tmp_path / 'out'}",
     ]  # fmt: skip
-    status, log = stop_once_started(args, tmp_path, delay=0.5)
+    status, log = stop_while_forecasting("frgan.generate", args, tmp_path)
     assert_clean_stop(status, log, signal.SIGTERM, "")
 
 
