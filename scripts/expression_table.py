@@ -35,7 +35,13 @@ from frgan.evaluation_report import format_cell
 from frgan.inference.model import training_config_path
 from frgan.metrics import registry
 from frgan.utils.cli import report_user_errors
-from frgan.utils.results_page import Table, add_docs_option, text_table, write_results_page
+from frgan.utils.results_page import (
+    Table,
+    add_docs_option,
+    named_folder,
+    text_table,
+    write_results_page,
+)
 
 DOCS_EXPRESSION = Path("docs/expression")
 PAGE = "comparison"
@@ -356,10 +362,8 @@ def describe_run(run: Run) -> str:
 
 
 def load_run(argument: str) -> Run:
-    name, sep, folder = argument.partition("=")
-    if not sep or not name or not folder:
-        raise ConfigError(f"{argument!r}: give each run as NAME=EVAL_FOLDER, e.g. default=<folder>")
-    path = Path(folder) / "metrics.json"
+    name, folder = named_folder(argument, "EVAL_FOLDER")
+    path = folder / "metrics.json"
     if not path.is_file():
         raise ConfigError(
             f"{name}: no metrics.json in {folder}; give the output folder of "
@@ -371,7 +375,7 @@ def load_run(argument: str) -> Run:
         raise ConfigError(f"{name}: {path} cannot be read as JSON ({error})") from None
     if not isinstance(metrics, dict) or not isinstance(metrics.get("methods"), dict):
         raise ConfigError(f"{name}: {path} is not a frgan.evaluate metrics.json (no methods)")
-    return Run(name, Path(folder), metrics)
+    return Run(name, folder, metrics)
 
 
 def comparison(runs: Sequence[Run]) -> tuple[Table, dict[str, Any]]:

@@ -8,7 +8,8 @@ landmarks (frgan/render/parts.py, teeth by TEETH_EDGES, pixels the part covers f
 structure map the run was trained on. Per frame: a part's mean luminance and its spread (the
 standard deviation of luminance over the part's pixels: teeth with dark gaps and edges have
 much, a blurred band little), then averaged over the frames. The apex frames: the 3 frames of
-each take whose inner lips are farthest apart.
+each take farthest in expression from its first, blinks left out (frgan.metrics.expression
+apex_frames, the protocol of frgan.evaluate's expression analysis).
 
 --docs writes FOLDER/mouth_colours.md and .json (default docs/expression/).
 """
@@ -24,13 +25,21 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from frgan.data.topology import mesh_of
 from frgan.inference.model import training_config_path
+from frgan.metrics.expression import apex_frames
 from frgan.models.checkpoints import load_model
 from frgan.render.parts import part_coverage
 from frgan.utils.checkpoint_io import find_checkpoint
 from frgan.utils.cli import report_user_errors
 from frgan.utils.files import write_json_atomic
-from frgan.utils.results_page import Table, add_docs_option, text_table, write_results_page
+from frgan.utils.results_page import (
+    Table,
+    add_docs_option,
+    named_folder,
+    text_table,
+    write_results_page,
+)
 
 PARTS = ("teeth", "cavity", "lips")
 FULL = 0.9  # a pixel belongs to a part the part covers more than this much of
@@ -41,11 +50,6 @@ LUMA = torch.tensor([0.299, 0.587, 0.114])
 def luminance(image: torch.Tensor) -> torch.Tensor:
     """[3,H,W] in [-1,1] -> [H,W] in [0,1]."""
     return torch.einsum("chw,c->hw", (image + 1) / 2, LUMA)
-
-
-def apex_frames(landmarks: np.ndarray) -> np.ndarray:
-    opening = np.abs(landmarks[:, 66, 1] - landmarks[:, 62, 1])
-    return np.argsort(-opening)[:APEX_FRAMES]
 
 
 def measure_run(path: Path, split: str) -> dict:
@@ -60,7 +64,8 @@ def measure_run(path: Path, split: str) -> dict:
     found: dict[str, dict[str, list]] = {}
     for index, take in enumerate(dataset.takes):
         expression = take.key.split("__")[1]
-        for frame in apex_frames(take.landmarks[..., :2]):
+        face68 = mesh_of(take.landmarks).face68(take.landmarks)
+        for frame in apex_frames(face68, APEX_FRAMES):
             item = dataset.__getitems__([int(dataset.offsets[index] + frame)])[0]
             with torch.no_grad():
                 generated = model(item["x0"][None], item["s0"][None], item["st"][None]).frame[0]
@@ -114,16 +119,6 @@ def table(results: dict[str, dict]) -> Table:
     )
 
 
-def parse_runs(pairs: list[str]) -> dict[str, Path]:
-    runs = {}
-    for pair in pairs:
-        name, sep, folder = pair.partition("=")
-        if not sep or not name or not folder:
-            raise SystemExit(f"give runs as NAME=RUN, got {pair!r}")
-        runs[name] = Path(folder)
-    return runs
-
-
 @report_user_errors
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -132,12 +127,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/mouth_colours.json"))
     add_docs_option(parser, Path("docs/expression"))
     args = parser.parse_args(argv)
-    results = {name: measure_run(path, args.split) for name, path in parse_runs(args.runs).items()}
+    runs = dict(named_folder(argument, "RUN") for argument in args.runs)
+    results = {name: measure_run(path, args.split) for name, path in runs.items()}
     page = table(results)
     print(page.caption)
     print(text_table(page.headers, page.rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"split": args.split, "runs": {k: str(v) for k, v in parse_runs(args.runs).items()}}
+    payload = {"split": args.split, "runs": {name: str(path) for name, path in runs.items()}}
     write_json_atomic(args.out, payload | {"results": results})
     if args.docs:
         written = write_results_page(

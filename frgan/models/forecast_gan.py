@@ -193,9 +193,11 @@ class ForecastGAN(GANModule):
         hp = self.hparams
         adversarial = -self.critic(output.frame, inputs["st"]).mean()
         logs = {}
+        views = self._part_views(inputs)
+        fakes = {part: crop(output.frame, grid) for part, (grid, *_) in views.items()}
         for part, weight in self.part_weights.items():
-            grid, real_p, st_p, _ = self._part_views(inputs)[part]
-            fake_p = crop(output.frame, grid)
+            _, real_p, st_p, _ = views[part]
+            fake_p = fakes[part]
             adversarial = adversarial - weight * self.part_critics[part](fake_p, st_p).mean()
             if hp.part_feature_matching:
                 matching = feature_matching(self.part_critics[part], real_p, fake_p, st_p)
@@ -212,11 +214,8 @@ class ForecastGAN(GANModule):
         loss = adversarial + hp.l1_weight * l1 + hp.mask_weight * mask
         loss = loss + hp.part_feature_matching * sum(logs.values())
         for part, weight in self.reader_weights.items():
-            grid, _, _, points_p = self._part_views(inputs)[part]
-            reader = self.part_readers[part]
-            misread = weighted_mean(
-                reading_error(reader, crop(output.frame, grid), points_p), inputs["paired"]
-            )
+            error = reading_error(self.part_readers[part], fakes[part], views[part][3])
+            misread = weighted_mean(error, inputs["paired"])
             loss, logs[f"misread_{part}"] = loss + weight * misread, misread
         return loss, {"l1": l1, "mask": mask, **logs}
 
@@ -224,10 +223,13 @@ class ForecastGAN(GANModule):
         """{part: (crop grid, crop of xt, crop of st, the part's landmarks in crop
         coordinates)} of a batch, made once: the critic's and the generator's steps of a batch
         both use them."""
+        parts = {**self.part_weights, **self.reader_weights}
+        if not parts:
+            return {}  # no landmarks needed
         if "part_views" not in inputs:
             size, landmarks = inputs["xt"].shape[-1], inputs["lt"]
             views = {}
-            for part in {**self.part_weights, **self.reader_weights}:
+            for part in parts:
                 grid = part_grid(landmarks, part, size)
                 crops = (crop(inputs["xt"], grid), crop(inputs["st"], grid))
                 views[part] = (grid, *crops, part_points(landmarks, part))

@@ -66,9 +66,8 @@ def below_nose(xy: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, float]:
     """(how far points [N,2] lie below the nose base, how far the chin does), in eye distances
     down the face of landmarks xy [68,2]: the coordinates the teeth edges are lines in."""
     down, distance = _face_axes(xy)
-    return (points - xy[_NOSE_BASE]) @ down / distance, (
-        xy[_CHIN] - xy[_NOSE_BASE]
-    ) @ down / distance
+    nose = xy[_NOSE_BASE]
+    return (points - nose) @ down / distance, (xy[_CHIN] - nose) @ down / distance
 
 
 def is_teeth(

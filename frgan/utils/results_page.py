@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from frgan.errors import ConfigError
 from frgan.utils.files import write_json_atomic, write_text_atomic
 
 DOCS_BENCH = Path("docs/bench")  # where benchmarks put their pages, relative to the repository
@@ -202,3 +203,12 @@ def add_docs_option(parser: argparse.ArgumentParser, folder: Path = DOCS_BENCH) 
         metavar="FOLDER",
         help=f"also write the figures as a Markdown page + JSON into FOLDER (default {folder})",
     )
+
+
+def named_folder(argument: str, what: str) -> tuple[str, Path]:
+    """(name, folder) of a `NAME=FOLDER` argument naming one column of a comparison page;
+    ConfigError saying what the folder should be (`what`) when the form is wrong."""
+    name, sep, folder = argument.partition("=")
+    if not sep or not name or not folder:
+        raise ConfigError(f"{argument!r}: give each run as NAME={what}, e.g. default=<folder>")
+    return name, Path(folder)
