@@ -567,6 +567,7 @@ def test_part_critics_train_on_crops_and_join_the_generator_loss_and_identity(tm
 
 
 def test_part_feature_matching_pulls_generated_parts_towards_real_ones_only():
+    from frgan.models.losses import gradient_difference
     from frgan.models.part_critic import feature_matching, part_crops
 
     torch.manual_seed(0)
@@ -586,6 +587,13 @@ def test_part_feature_matching_pulls_generated_parts_towards_real_ones_only():
     assert torch.equal(
         feature_matching(model.part_critics["mouth"], real, real, st), torch.zeros(4)
     )
+    # another logged term beside the matching is added once, with its own weight
+    with_gradients = ForecastGAN(**options, part_feature_matching=10.0, gradient_weight=5.0)
+    with_gradients.load_state_dict(plain.state_dict())
+    loss_g, logged_g = with_gradients.generator_loss(inputs, output)
+    gradients = gradient_difference(output.frame, batch["xt"])[:3].mean()
+    assert torch.allclose(logged_g["gradient_difference"], gradients)
+    assert torch.allclose(loss_g, loss + 5.0 * gradients, rtol=1e-5)
 
 
 def test_part_readers_learn_from_real_crops_and_charge_the_generator_for_misread_ones(tmp_path):

@@ -3,7 +3,8 @@
     critic:    D(fake) − D(real) + λ·GP                    (WGAN-GP, λ = 10)
                + Σ_p [D_p(fake_p) − D_p(real_p) + λ·GP_p] + Σ_p |R_p(real_p) − l_p|
     generator: −D(fake) − Σ_p α_p·D_p(fake_p) + φ·Σ_p FM_p + Σ_p β_p·|R_p(x̂_p) − l_p|
-               + 3.0·(mean|x̂ − xt| + Σ_r ρ_r·mean_r|x̂ − xt|) + 0.05·mean|w|
+               + 3.0·(mean (1 + κ·|xt − x0|)·|x̂ − xt| + Σ_r ρ_r·mean_r|x̂ − xt|)
+               + γ·GDL(x̂, xt) + 0.05·mean|w|
 where mean_r is the mean over face region r (mouth, eyes_brows: frgan/metrics/regions.py) of
 the target's landmarks and ρ_r its weight (region_weights), and D_p is the critic of face part
 p (mouth, eyes_brows: frgan/models/part_critic.py) on crops x_p of the frame and of st along the
@@ -11,7 +12,8 @@ target's landmarks, weighted α_p in the generator's loss (part_critics), FM_p t
 matching of real and generated crops through D_p's features (part_feature_matching φ), R_p
 the reader of part p's landmarks l_p (in crop coordinates) from a crop, trained on real crops
 with the critics, weighted β_p in the generator's loss (part_readers:
-frgan/models/part_reader.py). The release has none of them.
+frgan/models/part_reader.py), κ the change weight and γ the weight of the gradient difference
+(frgan/models/losses.py). The release has none of them (κ = γ = 0).
 The training loop, gradient penalty, clipping, EMA, metrics and checkpoint identity live in
 GANModule (frgan/models/gan.py).
 
@@ -36,6 +38,7 @@ from frgan.models.critic import Critic
 from frgan.models.gan import GANModule, retargeted_flags, structure_identity, weighted_mean
 from frgan.models.generator import Forecast, Generator, forecast_frames
 from frgan.models.init import init_weights
+from frgan.models.losses import change_weighted_l1, gradient_difference
 from frgan.models.part_critic import (
     PARTS,
     PartCritic,
@@ -85,6 +88,8 @@ class ForecastGAN(GANModule):
         part_critics: Mapping[str, float] | None = None,
         part_feature_matching: float = 0.0,
         part_readers: Mapping[str, float] | None = None,
+        change_weight: float = 0.0,
+        gradient_weight: float = 0.0,
     ):
         """
         preset: width preset name ("paper", "small", "tiny") or a mapping
@@ -122,6 +127,9 @@ class ForecastGAN(GANModule):
             on real crops with the critics, and adds weight·mean |reader(generated crop) − the
             target's part landmarks| to the generator's loss (frgan/models/part_reader.py);
             part of the identity.
+        change_weight: κ in the L1 term's per-pixel weight 1 + κ·|xt − x0| (channel mean), so
+            the pixels the target changes lead (frgan/models/losses.py); 0 = plain L1.
+        gradient_weight: weight of the gradient difference loss mean ||∇x̂| − |∇xt|| (0 = off).
         """
         super().__init__()
         self.region_weights = _check_weights("model.region_weights", region_weights, REGIONS)
@@ -129,6 +137,8 @@ class ForecastGAN(GANModule):
         self.reader_weights = _check_weights("model.part_readers", part_readers, tuple(PARTS))
         check_number("model.part_feature_matching", part_feature_matching, least=0)
         check_int("model.head_blocks", head_blocks, 0)
+        check_number("model.change_weight", change_weight, least=0)
+        check_number("model.gradient_weight", gradient_weight, least=0)
         if part_feature_matching and not self.part_weights:
             raise ConfigError(
                 "model.part_feature_matching matches the features of the part critics: set "
@@ -202,7 +212,9 @@ class ForecastGAN(GANModule):
             if hp.part_feature_matching:
                 matching = feature_matching(self.part_critics[part], real_p, fake_p, st_p)
                 logs[f"matching_{part}"] = weighted_mean(matching, inputs["paired"])
-        per_sample_l1 = (output.frame - inputs["xt"]).abs().mean(dim=(1, 2, 3))
+        per_sample_l1 = change_weighted_l1(
+            output.frame, inputs["xt"], inputs["x0"], hp.change_weight
+        )
         if self.region_weights:
             size = inputs["xt"].shape[-1]
             masks = region_masks(inputs["lt"], size, size)
@@ -212,7 +224,12 @@ class ForecastGAN(GANModule):
         l1 = weighted_mean(per_sample_l1, inputs["paired"])
         mask = output.mask.abs().mean()
         loss = adversarial + hp.l1_weight * l1 + hp.mask_weight * mask
-        loss = loss + hp.part_feature_matching * sum(logs.values())
+        matchings = [value for name, value in logs.items() if name.startswith("matching_")]
+        loss = loss + hp.part_feature_matching * sum(matchings)
+        if hp.gradient_weight:
+            gradients = gradient_difference(output.frame, inputs["xt"])
+            logs["gradient_difference"] = weighted_mean(gradients, inputs["paired"])
+            loss = loss + hp.gradient_weight * logs["gradient_difference"]
         for part, weight in self.reader_weights.items():
             error = reading_error(self.part_readers[part], fakes[part], views[part][3])
             misread = weighted_mean(error, inputs["paired"])
