@@ -147,6 +147,26 @@ def test_region_masks_cover_mouth_eyes_and_rest_disjointly():
         region_masks(landmarks[:, :60], 64)
 
 
+def test_the_mouth_opening_is_between_the_inner_lips_and_empty_when_they_meet():
+    from frgan.metrics.regions import mouth_opening_mask, region_masks
+    from frgan.render.face68 import mean_face68
+
+    closed = torch.from_numpy(mean_face68(64, 64)).float()
+    closed[[65, 66, 67]] = closed[[63, 62, 61]]  # the lower inner lip on the upper one
+    opened = closed.clone()
+    opened[65:68, 1] += 4.0  # the lower inner lip drops by 4 px
+    landmarks = torch.stack([closed, opened])
+    opening = mouth_opening_mask(landmarks, 64)
+    assert opening.shape == (2, 1, 64, 64)
+    assert not opening[0].any()
+    rows = opening[1, 0].nonzero()[:, 0]
+    inner = opened[60:68]
+    assert rows.min() >= inner[:, 1].min() - 1.5 and rows.max() <= inner[:, 1].max() + 1.5
+    centre = opened[[62, 66]].mean(0)  # between the middle points of the inner lips
+    assert opening[1, 0, int(centre[1]), int(centre[0])]
+    assert (opening[1] <= region_masks(landmarks, 64)["mouth"][1]).all()  # inside the lips
+
+
 def test_forecast_pairs_carry_the_68_points_their_maps_were_drawn_from(tmp_path):
     from frgan.data.datasets import ForecastPairs
     from frgan.data.shards import TakeSample

@@ -3,6 +3,8 @@
     mouth:      the outer lip ring (48-59)
     eyes_brows: each brow with the eye below it (17-21 + 36-41, 22-26 + 42-47)
     face_rest:  the face outline (jaw 0-16, brows) less the two regions above
+mouth_opening (not a metric region: a weight of the forecast's L1 term) is the inner lip ring
+(60-67) dilated by 1 px: the teeth and cavity an open mouth shows, empty while it is closed.
 mouth and eyes_brows are dilated by `dilate` px (chessboard) so that a mouth opening wider
 than the target's is still inside the region. Both structure meshes give the 68 points
 (StructureMesh.face68), so the regions mean the same for face68 and mesh468 data.
@@ -20,6 +22,7 @@ REGIONS = ("mouth", "eyes_brows", "face_rest")
 DEFAULT_DILATE = 2
 
 _MOUTH = list(range(48, 60))
+_INNER_LIPS = list(range(60, 68))
 _LEFT_EYE_BROW = [17, 18, 19, 20, 21, 39, 40, 41, 36]
 _RIGHT_EYE_BROW = [22, 23, 24, 25, 26, 45, 46, 47, 42]
 _FACE = list(range(17)) + list(range(26, 16, -1))
@@ -68,3 +71,13 @@ def region_masks(
         "eyes_brows": eyes_brows & ~mouth,
         "face_rest": face & ~mouth & ~eyes_brows,
     }
+
+
+def mouth_opening_mask(
+    landmarks: torch.Tensor, height: int, width: int | None = None
+) -> torch.Tensor:
+    """bool [B,1,H,W]: the pixels inside the inner lip ring of 68-point landmarks [B,68,≥2],
+    grown by 1 px so the inner lip edges belong to it; empty where no pixel centre lies between
+    the lips (a closed mouth)."""
+    width = height if width is None else width
+    return dilate(polygon_mask(landmarks[:, _INNER_LIPS, :2].float(), height, width), 1)

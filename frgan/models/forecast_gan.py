@@ -3,8 +3,8 @@
     critic:    D(fake) − D(real) + λ·GP                    (WGAN-GP, λ = 10)
                + Σ_p [D_p(fake_p) − D_p(real_p) + λ·GP_p] + Σ_p |R_p(real_p) − l_p|
     generator: −D(fake) − Σ_p α_p·D_p(fake_p) + φ·Σ_p FM_p + Σ_p β_p·|R_p(x̂_p) − l_p|
-               + 3.0·(mean (1 + κ·|xt − x0|)·|x̂ − xt| + Σ_r ρ_r·mean_r|x̂ − xt|)
-               + γ·GDL(x̂, xt) + 0.05·mean|w|
+               + 3.0·(mean (1 + κ·|xt − x0| + ω·o)·|x̂ − xt| + Σ_r ρ_r·mean_r|x̂ − xt|)
+               + γ·GDL(x̂, xt) + η·(1 − SSIM(x̂, xt)) + 0.05·mean|w|
 where mean_r is the mean over face region r (mouth, eyes_brows: frgan/metrics/regions.py) of
 the target's landmarks and ρ_r its weight (region_weights), and D_p is the critic of face part
 p (mouth, eyes_brows: frgan/models/part_critic.py) on crops x_p of the frame and of st along the
@@ -12,8 +12,9 @@ target's landmarks, weighted α_p in the generator's loss (part_critics), FM_p t
 matching of real and generated crops through D_p's features (part_feature_matching φ), R_p
 the reader of part p's landmarks l_p (in crop coordinates) from a crop, trained on real crops
 with the critics, weighted β_p in the generator's loss (part_readers:
-frgan/models/part_reader.py), κ the change weight and γ the weight of the gradient difference
-(frgan/models/losses.py). The release has none of them (κ = γ = 0).
+frgan/models/part_reader.py), κ the change weight, o the target's mouth opening (its inner
+lip ring) and ω its weight, γ the weight of the gradient difference and η the structural
+dissimilarity's (frgan/models/losses.py). The release has none of them (κ = ω = γ = η = 0).
 The training loop, gradient penalty, clipping, EMA, metrics and checkpoint identity live in
 GANModule (frgan/models/gan.py).
 
@@ -33,12 +34,12 @@ from torch import nn
 
 from frgan import metrics
 from frgan.errors import ConfigError
-from frgan.metrics.regions import REGIONS, region_masks
+from frgan.metrics.regions import REGIONS, mouth_opening_mask, region_masks
 from frgan.models.critic import Critic
 from frgan.models.gan import GANModule, retargeted_flags, structure_identity, weighted_mean
 from frgan.models.generator import Forecast, Generator, forecast_frames
 from frgan.models.init import init_weights
-from frgan.models.losses import change_weighted_l1, gradient_difference
+from frgan.models.losses import gradient_difference, structural_dissimilarity, weighted_l1
 from frgan.models.part_critic import (
     PARTS,
     PartCritic,
@@ -90,6 +91,8 @@ class ForecastGAN(GANModule):
         part_readers: Mapping[str, float] | None = None,
         change_weight: float = 0.0,
         gradient_weight: float = 0.0,
+        opening_weight: float = 0.0,
+        ssim_weight: float = 0.0,
     ):
         """
         preset: width preset name ("paper", "small", "tiny") or a mapping
@@ -130,6 +133,10 @@ class ForecastGAN(GANModule):
         change_weight: κ in the L1 term's per-pixel weight 1 + κ·|xt − x0| (channel mean), so
             the pixels the target changes lead (frgan/models/losses.py); 0 = plain L1.
         gradient_weight: weight of the gradient difference loss mean ||∇x̂| − |∇xt|| (0 = off).
+        opening_weight: ω added to the L1 term's per-pixel weight inside the target's mouth
+            opening (its inner lip ring, frgan/metrics/regions.py): the teeth and cavity a
+            smile or a dropped jaw shows lead; 0 = off.
+        ssim_weight: weight of the structural dissimilarity 1 − SSIM(x̂, xt) (0 = off).
         """
         super().__init__()
         self.region_weights = _check_weights("model.region_weights", region_weights, REGIONS)
@@ -139,6 +146,8 @@ class ForecastGAN(GANModule):
         check_int("model.head_blocks", head_blocks, 0)
         check_number("model.change_weight", change_weight, least=0)
         check_number("model.gradient_weight", gradient_weight, least=0)
+        check_number("model.opening_weight", opening_weight, least=0)
+        check_number("model.ssim_weight", ssim_weight, least=0)
         if part_feature_matching and not self.part_weights:
             raise ConfigError(
                 "model.part_feature_matching matches the features of the part critics: set "
@@ -212,11 +221,12 @@ class ForecastGAN(GANModule):
             if hp.part_feature_matching:
                 matching = feature_matching(self.part_critics[part], real_p, fake_p, st_p)
                 logs[f"matching_{part}"] = weighted_mean(matching, inputs["paired"])
-        per_sample_l1 = change_weighted_l1(
-            output.frame, inputs["xt"], inputs["x0"], hp.change_weight
+        size = inputs["xt"].shape[-1]
+        opening = mouth_opening_mask(inputs["lt"], size) if hp.opening_weight else None
+        per_sample_l1 = weighted_l1(
+            output.frame, inputs["xt"], inputs["x0"], hp.change_weight, opening, hp.opening_weight
         )
         if self.region_weights:
-            size = inputs["xt"].shape[-1]
             masks = region_masks(inputs["lt"], size, size)
             for region, weight in self.region_weights.items():
                 error = metrics.mean_abs_error(output.frame, inputs["xt"], masks[region])
@@ -230,6 +240,10 @@ class ForecastGAN(GANModule):
             gradients = gradient_difference(output.frame, inputs["xt"])
             logs["gradient_difference"] = weighted_mean(gradients, inputs["paired"])
             loss = loss + hp.gradient_weight * logs["gradient_difference"]
+        if hp.ssim_weight:
+            dissimilarity = structural_dissimilarity(output.frame, inputs["xt"])
+            logs["dssim"] = weighted_mean(dissimilarity, inputs["paired"])
+            loss = loss + hp.ssim_weight * logs["dssim"]
         for part, weight in self.reader_weights.items():
             error = reading_error(self.part_readers[part], fakes[part], views[part][3])
             misread = weighted_mean(error, inputs["paired"])
@@ -259,15 +273,16 @@ class ForecastGAN(GANModule):
         and they train only through the critic, as fakes (weights rather than indexing keep
         every rank's graph the same under DDP)."""
         inputs = self.batch_tensors(batch, BATCH_KEYS)
-        for weights, option in (
-            (self.region_weights, "region_weights"),
-            (self.part_weights, "part_critics"),
-            (self.reader_weights, "part_readers"),
+        for weights, option, off in (
+            (self.region_weights, "region_weights", "null"),
+            (self.part_weights, "part_critics", "null"),
+            (self.reader_weights, "part_readers", "null"),
+            (self.hparams.opening_weight, "opening_weight", "0"),
         ):
             if weights and "lt" not in batch:
                 raise ValueError(
                     f"model.{option} needs batches with the target's 68 landmarks 'lt' "
-                    f"[B,68,2] (frgan.data's forecast pairs carry them); set model.{option}=null"
+                    f"[B,68,2] (frgan.data's forecast pairs carry them); set model.{option}={off}"
                 )
         if "lt" in batch:
             inputs["lt"] = batch["lt"]
