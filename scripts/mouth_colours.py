@@ -28,6 +28,7 @@ from omegaconf import OmegaConf
 from frgan.data.topology import mesh_of
 from frgan.inference.model import training_config_path
 from frgan.metrics.expression import apex_frames
+from frgan.metrics.image import luminance
 from frgan.models.checkpoints import load_model
 from frgan.render.parts import part_coverage
 from frgan.utils.checkpoint_io import find_checkpoint
@@ -44,12 +45,6 @@ from frgan.utils.results_page import (
 PARTS = ("teeth", "cavity", "lips")
 FULL = 0.9  # a pixel belongs to a part the part covers more than this much of
 APEX_FRAMES = 3
-LUMA = torch.tensor([0.299, 0.587, 0.114])
-
-
-def luminance(image: torch.Tensor) -> torch.Tensor:
-    """[3,H,W] in [-1,1] -> [H,W] in [0,1]."""
-    return torch.einsum("chw,c->hw", (image + 1) / 2, LUMA)
 
 
 def measure_run(path: Path, split: str) -> dict:

@@ -38,6 +38,7 @@ from omegaconf import OmegaConf
 
 from frgan.errors import ConfigError
 from frgan.inference.model import training_config_path
+from frgan.metrics.image import luminance
 from frgan.metrics.regions import mouth_opening_mask
 from frgan.models.checkpoints import load_model
 from frgan.models.losses import weighted_l1
@@ -53,7 +54,6 @@ from frgan.utils.media import side_by_side, to_uint8, write_image
 from frgan.utils.results_page import Table, add_docs_option, text_table, write_results_page
 
 KEYS = ("x0", "s0", "st", "xt")
-LUMA = torch.tensor([0.299, 0.587, 0.114])
 SHOWN = 6  # pairs in the picture
 ZOOM = 4  # the picture's pixels per frame pixel: a teeth row is 1-2 px high at 64 px
 
@@ -70,30 +70,32 @@ def open_mouth_pairs(
 ) -> dict[str, torch.Tensor]:
     """The `split` dataset's pairs whose target's mouth opening has at least `min_pixels`
     pixels, of one expression or all: {x0, s0, st, xt: [N,3,H,W], opening: bool [N,1,H,W]}."""
-    found: dict[str, list[torch.Tensor]] = {key: [] for key in (*KEYS, "opening")}
+    found = []
     for index, take in enumerate(dataset.takes):
         if expression and take.key.split("__")[1] != expression:
             continue
-        first = int(dataset.offsets[index])
-        items = dataset.__getitems__(list(range(first, int(dataset.offsets[index + 1]))))
-        landmarks = torch.stack([item["lt"] for item in items])
-        opening = mouth_opening_mask(landmarks, items[0]["xt"].shape[-1])
-        for item, mask in zip(items, opening, strict=True):
-            if mask.sum() >= min_pixels:
-                for key in KEYS:
-                    found[key].append(item[key])
-                found["opening"].append(mask)
-    if not found["opening"]:
+        first, end = int(dataset.offsets[index]), int(dataset.offsets[index + 1])
+        pairs = stacked_pairs(dataset.__getitems__(list(range(first, end))))
+        found.append({key: value[pairs["opening"].sum(dim=(1, 2, 3)) >= min_pixels]
+                      for key, value in pairs.items()})  # fmt: skip
+    if not sum(len(pairs["xt"]) for pairs in found):
         raise ConfigError(
             f"no {split} pair of {expression or 'any expression'} opens the mouth over "
             f"{min_pixels} pixels: pick another --expression or a lower --min-pixels"
         )
-    return {key: torch.stack(values) for key, values in found.items()}
+    return {key: torch.cat([pairs[key] for pairs in found]) for key in found[0]}
+
+
+def stacked_pairs(items: list[dict]) -> dict[str, torch.Tensor]:
+    """A dataset's items as {x0, s0, st, xt: [N,3,H,W], opening: bool [N,1,H,W]}."""
+    pairs = {key: torch.stack([item[key] for item in items]) for key in KEYS}
+    landmarks = torch.stack([item["lt"] for item in items])
+    return pairs | {"opening": mouth_opening_mask(landmarks, pairs["xt"].shape[-1])}
 
 
 def luminance_spread(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Per image, the standard deviation of luminance (0-1) over its mask's pixels: [N]."""
-    luma = torch.einsum("nchw,c->nhw", (images + 1) / 2, LUMA)
+    luma = luminance(images)
     return torch.stack([value[mask[0]].std() for value, mask in zip(luma, masks, strict=True)])
 
 
@@ -125,10 +127,8 @@ def measure(generator, splits: dict[str, dict[str, torch.Tensor]]) -> dict[str, 
 
 def replayed_pairs(dataset, count: int, draw: torch.Generator) -> dict[str, torch.Tensor]:
     """`count` pairs drawn uniformly from all of `dataset`, with their mouth openings."""
-    items = dataset.__getitems__(torch.randint(len(dataset), (count,), generator=draw).tolist())
-    pairs = {key: torch.stack([item[key] for item in items]) for key in KEYS}
-    landmarks = torch.stack([item["lt"] for item in items])
-    return pairs | {"opening": mouth_opening_mask(landmarks, pairs["xt"].shape[-1])}
+    indices = torch.randint(len(dataset), (count,), generator=draw).tolist()
+    return stacked_pairs(dataset.__getitems__(indices))
 
 
 def probe(

@@ -147,6 +147,19 @@ def test_region_masks_cover_mouth_eyes_and_rest_disjointly():
         region_masks(landmarks[:, :60], 64)
 
 
+def test_luminance_weighs_the_channels_as_rec_601_and_keeps_leading_dimensions():
+    from frgan.metrics.image import luminance
+
+    images = -torch.ones(2, 5, 3, 4, 4)  # black
+    images[0, 0] = 1.0  # white
+    images[1, 0, 1] = 1.0  # pure green
+    luma = luminance(images)
+    assert luma.shape == (2, 5, 4, 4)
+    assert torch.allclose(luma[0, 0], torch.ones(4, 4))
+    assert torch.allclose(luma[1, 0], torch.full((4, 4), 0.587))
+    assert torch.equal(luma[0, 1], torch.zeros(4, 4))
+
+
 def test_the_mouth_opening_is_between_the_inner_lips_and_empty_when_they_meet():
     from frgan.metrics.regions import mouth_opening_mask, region_masks
     from frgan.render.face68 import mean_face68

@@ -40,8 +40,8 @@ def test_the_probe_fine_tunes_at_each_weight_and_measures_inside_the_opening(
         weight: load_model(find_checkpoint(tmp_path / "tuned" / f"opening_{weight}"))
         for weight in ("0", "50")
     }
-    for model in tuned.values():
-        assert (tmp_path / "tuned" / "opening_0" / ".hydra" / "config.yaml").is_file()
+    for weight, model in tuned.items():
+        assert (tmp_path / "tuned" / f"opening_{weight}" / ".hydra" / "config.yaml").is_file()
         assert any(
             not torch.equal(value, model.generator.state_dict()[name])
             for name, value in original.items()

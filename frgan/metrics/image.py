@@ -25,6 +25,12 @@ DEFAULT_MOVING_THRESHOLD = 0.1
 RIM_WIDTH = 3
 
 
+def luminance(images: torch.Tensor) -> torch.Tensor:
+    """[..., 3, H, W] in [-1, 1] -> [..., H, W] in [0, 1] (Rec. 601 weights)."""
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype, device=images.device)
+    return torch.einsum("...chw,c->...hw", (images + 1) / 2, weights)
+
+
 def moving_mask(
     x0: torch.Tensor, xt: torch.Tensor, threshold: float = DEFAULT_MOVING_THRESHOLD
 ) -> torch.Tensor:
