@@ -182,6 +182,12 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def separate_heads(generator: Generator, features: torch.Tensor):
+    """Generator.head as one convolution per head (what it computes stacked in one)."""
+    flow = None if generator.to_flow is None else generator.to_flow(features)
+    return generator.to_mask(features), generator.to_residual(features), flow
+
+
 def generator_forward_flops(preset: str, image_size: int, batch_size: int) -> int:
     """FLOPs of one generator forward per sample, counted on the meta device (no compute)."""
     with torch.device("meta"):
@@ -588,6 +594,11 @@ def main() -> None:
         action="store_true",
         help="ablation: run every conv literally as the paper writes it (no kernel folding)",
     )
+    parser.add_argument(
+        "--separate-heads",
+        action="store_true",
+        help="ablation: the generator's mask, residual and flow heads as separate convolutions",
+    )
     parser.add_argument("--run-batches", type=int, default=100, help="run: training batches")
     parser.add_argument(
         "--run-overrides", nargs="*", default=[], help="run: extra overrides of frgan.train"
@@ -613,6 +624,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.unfolded:
         blocks.FOLD_MIN_PIXELS = float("inf")
+    if args.separate_heads:
+        Generator.head = separate_heads
     os.environ.setdefault("WANDB_MODE", "disabled")
     if "contention-child" in args.stages:
         write_json_atomic(args.out, {"contention_child": bench_contention_child(args)})
@@ -670,6 +683,7 @@ def main() -> None:
             "load_average_after": load_after,
         },
         "unfolded": args.unfolded,
+        "separate_heads": args.separate_heads,
         "reference": REFERENCE,
         "results": results,
         "refine_results": refine_results,

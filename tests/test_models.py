@@ -67,6 +67,20 @@ def test_folded_convolutions_equal_the_literal_ones(batch):
     torch.testing.assert_close(blocks.avgpool_of_conv3x3(x, conv), F.avg_pool2d(conv(x), 2))
 
 
+@pytest.mark.parametrize("warp_on", [False, True])
+def test_the_stacked_head_equals_the_mask_residual_and_flow_convolutions(warp_on):
+    torch.manual_seed(0)
+    generator = Generator.from_preset("tiny", SIZE, warp=warp_on).double()
+    features = torch.randn(2, generator.to_mask.in_channels, SIZE, SIZE, dtype=torch.double)
+    mask, residual, flow = generator.head(features)
+    torch.testing.assert_close(mask, generator.to_mask(features))
+    torch.testing.assert_close(residual, generator.to_residual(features))
+    if warp_on:
+        torch.testing.assert_close(flow, generator.to_flow(features))
+    else:
+        assert flow is None
+
+
 def test_generator_and_critic_shapes_and_ranges():
     torch.manual_seed(0)
     generator, critic = Generator.from_preset("tiny", SIZE), Critic.from_preset("tiny", SIZE)

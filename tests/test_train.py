@@ -16,6 +16,7 @@ from conftest import TINY_DATA, TINY_RUN, load_script, wait_for
 from pytorch_lightning import Callback
 
 import frgan.train as train_module
+from frgan.models import Generator
 from frgan.train import train
 from frgan.utils.instantiate import instantiate_callbacks
 
@@ -209,3 +210,14 @@ def test_benchmark_records_the_device_the_steps_ran_on():
 
     timer.on_train_batch_start(None, Module(), None, batch_idx=1)
     assert timer.device == "meta"
+
+
+def test_the_benchmarks_separate_heads_compute_what_the_stacked_head_does():
+    bench = load_script("bench_train")
+    torch.manual_seed(0)
+    generator = Generator.from_preset("tiny", 16, warp=True).double()
+    features = torch.randn(2, generator.to_mask.in_channels, 16, 16, dtype=torch.double)
+    for stacked, separate in zip(
+        generator.head(features), bench.separate_heads(generator, features), strict=True
+    ):
+        torch.testing.assert_close(stacked, separate)

@@ -143,6 +143,20 @@ class Generator(nn.Module):
     ) -> Generator:
         return cls(architecture(preset, image_size), residual, warp, head_blocks, part_refiners)
 
+    def head(
+        self, features: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The mask's, the residual's and the flow's logits, from one convolution with the
+        heads' weights stacked: on CPUs a convolution to 1, 2 or 3 channels costs about as
+        much as one to 6 (`python scripts/bench_train.py --separate-heads` for the ablation)."""
+        heads = [self.to_mask, self.to_residual]
+        if self.to_flow is not None:
+            heads.append(self.to_flow)
+        weight = torch.cat([head.weight for head in heads])
+        bias = torch.cat([head.bias for head in heads])
+        out = F.conv2d(features, weight, bias, padding=1).split([1, 3, 2][: len(heads)], dim=1)
+        return out[0], out[1], out[2] if len(out) == 3 else None
+
     def forward(self, x0: torch.Tensor, s0: torch.Tensor, st: torch.Tensor) -> Forecast:
         """x0 source frame, s0 its structure map, st target structure map: [B,3,H,W] in [-1,1]."""
         z_image, image_skips = self.image_encoder(x0)
@@ -172,12 +186,12 @@ class Generator(nn.Module):
 
         features = torch.cat([skips[0], F.relu(self.head_norm(outputs[-1]))], dim=1)
         features = self.head_blocks(features)
+        mask_logit, h, flow_logit = self.head(features)
         flow, source = None, x0
-        if self.to_flow is not None:
-            flow = MAX_FLOW * x0.shape[-1] * torch.tanh(self.to_flow(features))
+        if flow_logit is not None:
+            flow = MAX_FLOW * x0.shape[-1] * torch.tanh(flow_logit)
             source = warp(x0, flow)
-        mask = torch.sigmoid(self.to_mask(features))
-        h = self.to_residual(features)
+        mask = torch.sigmoid(mask_logit)
         if self.residual == "edit":
             h = h + torch.atanh(source.clamp(-_EDIT_LIMIT, _EDIT_LIMIT))
         residual = torch.tanh(h)
