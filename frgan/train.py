@@ -3,6 +3,7 @@
 python -m frgan.train                              # synthetic data, small model, CPU
 python -m frgan.train data=mug experiment=mug64_paper trainer=ddp trainer.devices=4
 python -m frgan.train ckpt_path=last               # resume the newest run
+python -m frgan.train init_ckpt=<run or .ckpt>     # fine-tune: start from a model's weights
 python -m frgan.train experiment=two_stage         # forecast, then refine (frgan/two_stage.py)
 """
 
@@ -23,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from frgan.errors import ConfigError
 from frgan.sweeps import run_job
 from frgan.two_stage import run_two_stage
-from frgan.utils.checkpoint_io import logged_step, resolve_ckpt_path
+from frgan.utils.checkpoint_io import find_checkpoint, logged_step, resolve_ckpt_path
 from frgan.utils.cli import report_user_errors, run_hydra_app
 from frgan.utils.config import print_config_tree
 from frgan.utils.config_check import check_train_config
@@ -77,6 +78,11 @@ def _train(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, float], dict[str, 
         del checkpoint
         log.info("resuming from %s", ckpt_path)
         resume_wandb_run(cfg.get("logger"), [run_dir, Path(ckpt_path).parent.parent])
+    if cfg.get("init_ckpt") is not None:
+        if ckpt_path is None:
+            start_from_weights(model, cfg.init_ckpt, verify=cfg.get("ckpt_verify", True))
+        else:  # a fine-tune that was stopped (or requeued with ckpt_path=auto) goes on from there
+            log.info("resuming, so init_ckpt=%s is not loaded", cfg.init_ckpt)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
     if resumed_step is not None and is_global_zero():
@@ -107,6 +113,15 @@ def _train(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, float], dict[str, 
 
     objects = {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
     return metrics, objects
+
+
+def start_from_weights(model: pl.LightningModule, path: str, verify: bool = True) -> None:
+    """A fine-tune: the weights of a checkpoint (file or run folder) of the same model, EMA
+    included, with this run's losses, data and fresh optimizers, schedule and epoch count."""
+    file = find_checkpoint(path)
+    checkpoint = model.check_checkpoint(file, verify=verify)
+    model.load_state_dict(checkpoint["state_dict"])
+    log.info("starting from the weights of %s", file)
 
 
 def check_model_matches_data(cfg: DictConfig) -> None:

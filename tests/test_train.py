@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,6 +92,50 @@ def test_checkpoint_of_another_model_is_refused(train_config, tmp_path):
     )
     with pytest.raises(ValueError, match="checkpoint"):
         train(train_config(f"ckpt_path={other}"))
+
+
+def _trained_checkpoint(train_config, tmp_path) -> Path:
+    """A tiny run's last checkpoint, copied out of its run folder, which is then removed."""
+    train(train_config("test=false"))
+    source = tmp_path / "trained.ckpt"
+    shutil.copy(tmp_path / "run" / "checkpoints" / "last.ckpt", source)
+    shutil.rmtree(tmp_path / "run")
+    return source
+
+
+def test_init_ckpt_starts_a_new_run_from_the_checkpoints_weights(train_config, tmp_path):
+    source = _trained_checkpoint(train_config, tmp_path)
+    saved = torch.load(source, map_location="cpu", weights_only=True)
+
+    _, objects = train(train_config(f"init_ckpt={source}", "train=false", "test=false"))
+    loaded = objects["model"].state_dict()
+    assert loaded.keys() == saved["state_dict"].keys()
+    for name, value in saved["state_dict"].items():
+        assert torch.equal(loaded[name], value), name
+
+    shutil.rmtree(tmp_path / "run")
+    _, objects = train(train_config(f"init_ckpt={source}", "test=false"))
+    # fresh optimizers and counters: the fine-tune counts its own steps from zero
+    assert objects["trainer"].global_step == saved["global_step"]
+    assert not torch.equal(
+        objects["model"].generator.to_mask.weight, saved["state_dict"]["generator.to_mask.weight"]
+    )
+
+
+def test_init_ckpt_of_another_architecture_is_refused_and_resuming_wins(
+    train_config, tmp_path, caplog
+):
+    source = _trained_checkpoint(train_config, tmp_path)
+    with pytest.raises(ValueError, match="but the config asks for"):
+        train(train_config(f"init_ckpt={source}", "model.warp=false", "train=false"))
+
+    shutil.rmtree(tmp_path / "run", ignore_errors=True)
+    train(train_config("test=false"))
+    resumed = train_config(f"init_ckpt={source}", "ckpt_path=last", "trainer.max_epochs=2")
+    with caplog.at_level(logging.INFO, logger="frgan.train"):
+        _, objects = train(resumed)
+    assert "so init_ckpt" in caplog.text
+    assert objects["trainer"].current_epoch == 2
 
 
 def _cli(run_dir: Path, data_dir: Path, *overrides: str) -> list[str]:

@@ -32,6 +32,7 @@ TOP_LEVEL_TYPES: dict[str, Any] = {
     "train": bool,
     "test": bool,
     "ckpt_path": str | None,
+    "init_ckpt": str | None,
     "ckpt_verify": bool,
     "seed": int | None,
     "optimized_metric": str | None,
