@@ -90,7 +90,7 @@ def stacked_pairs(items: list[dict]) -> dict[str, torch.Tensor]:
     """A dataset's items as {x0, s0, st, xt: [N,3,H,W], opening: bool [N,1,H,W]}."""
     pairs = {key: torch.stack([item[key] for item in items]) for key in KEYS}
     landmarks = torch.stack([item["lt"] for item in items])
-    return pairs | {"opening": mouth_opening_mask(landmarks, pairs["xt"].shape[-1])}
+    return pairs | {"opening": mouth_opening_mask(landmarks, *pairs["xt"].shape[-2:])}
 
 
 def luminance_spread(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

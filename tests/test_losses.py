@@ -102,7 +102,7 @@ def test_the_opening_weight_reads_the_targets_inner_lips():
     inputs = model.generator_inputs(batch | {"lt": landmarks})
     output = model.run_generator(inputs, model.generator)
     _, logged = model.generator_loss(inputs, output)
-    opening = mouth_opening_mask(landmarks, SIZE)
+    opening = mouth_opening_mask(landmarks, SIZE, SIZE)
     assert opening[1].any() and not opening[0].any()
     expected = weighted_l1(output.frame, batch["xt"], batch["x0"], 0.0, opening, 20.0).mean()
     assert torch.allclose(logged["l1"], expected)

@@ -169,7 +169,7 @@ def test_the_mouth_opening_is_between_the_inner_lips_and_empty_when_they_meet():
     opened = closed.clone()
     opened[65:68, 1] += 4.0  # the lower inner lip drops by 4 px
     landmarks = torch.stack([closed, opened])
-    opening = mouth_opening_mask(landmarks, 64)
+    opening = mouth_opening_mask(landmarks, 64, 64)
     assert opening.shape == (2, 1, 64, 64)
     assert not opening[0].any()
     rows = opening[1, 0].nonzero()[:, 0]

@@ -73,11 +73,8 @@ def region_masks(
     }
 
 
-def mouth_opening_mask(
-    landmarks: torch.Tensor, height: int, width: int | None = None
-) -> torch.Tensor:
+def mouth_opening_mask(landmarks: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """bool [B,1,H,W]: the pixels inside the inner lip ring of 68-point landmarks [B,68,≥2],
     grown by 1 px so the inner lip edges belong to it; empty where no pixel centre lies between
     the lips (a closed mouth)."""
-    width = height if width is None else width
     return dilate(polygon_mask(landmarks[:, _INNER_LIPS, :2].float(), height, width), 1)

@@ -222,7 +222,7 @@ class ForecastGAN(GANModule):
                 matching = feature_matching(self.part_critics[part], real_p, fake_p, st_p)
                 logs[f"matching_{part}"] = weighted_mean(matching, inputs["paired"])
         size = inputs["xt"].shape[-1]
-        opening = mouth_opening_mask(inputs["lt"], size) if hp.opening_weight else None
+        opening = mouth_opening_mask(inputs["lt"], size, size) if hp.opening_weight else None
         per_sample_l1 = weighted_l1(
             output.frame, inputs["xt"], inputs["x0"], hp.change_weight, opening, hp.opening_weight
         )

@@ -154,8 +154,9 @@ class Generator(nn.Module):
             heads.append(self.to_flow)
         weight = torch.cat([head.weight for head in heads])
         bias = torch.cat([head.bias for head in heads])
-        out = F.conv2d(features, weight, bias, padding=1).split([1, 3, 2][: len(heads)], dim=1)
-        return out[0], out[1], out[2] if len(out) == 3 else None
+        out = F.conv2d(features, weight, bias, padding=1)
+        mask, residual, *flow = out.split([head.out_channels for head in heads], dim=1)
+        return mask, residual, flow[0] if flow else None
 
     def forward(self, x0: torch.Tensor, s0: torch.Tensor, st: torch.Tensor) -> Forecast:
         """x0 source frame, s0 its structure map, st target structure map: [B,3,H,W] in [-1,1]."""
