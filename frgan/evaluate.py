@@ -147,7 +147,9 @@ def evaluate(cfg: DictConfig, command: Sequence[str] | None = None) -> dict[str,
             seen += len(x0)
             with torch.no_grad():
                 clips = {BASELINE: x0.unsqueeze(1).expand_as(target)}
-                clips.update(model.animate(x0, s0, structures))
+                points = [batch[k][:keep].to(device) if k in batch else None
+                          for k in ("l0", "landmarks")]  # fmt: skip
+                clips.update(model.animate(x0, s0, structures, *points))
                 for name, clip in clips.items():
                     clip_scores = registry.score_clip(clip, target, x0, threshold, landmarks)
                     for metric, values in clip_scores.items():

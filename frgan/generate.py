@@ -96,8 +96,7 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
         generated, clip_name = generate_clip(
             model,
             x0,
-            maps["s0"],
-            maps["retargeted"],
+            maps,
             chunk=cfg.chunk,
             advance=lambda n: progress.advance(task, n),
         )

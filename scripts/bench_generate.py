@@ -66,7 +66,7 @@ def bench_preset(preset: str, source: Path, driver_dir: Path, args, out_dir: Pat
 
         start = time.perf_counter()
         x0 = to_image_tensor(face.image)[None]
-        generated, _ = generate_clip(model, x0, maps["s0"], maps["retargeted"], chunk=args.chunk)
+        generated, _ = generate_clip(model, x0, maps, chunk=args.chunk)
         times["model"] = time.perf_counter() - start
 
         start = time.perf_counter()

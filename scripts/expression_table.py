@@ -1,7 +1,8 @@
 """Compare frgan.evaluate runs on expression fidelity: one column per run, the best of each row
 in bold. Prints the table; with --docs also writes it as a results page.
 
-    python scripts/expression_table.py NAME=EVAL_FOLDER [NAME=EVAL_FOLDER ...] [--docs [FOLDER]]
+    python scripts/expression_table.py NAME=EVAL_FOLDER [NAME=EVAL_FOLDER ...] [--note TEXT]
+        [--docs [FOLDER]]
 
 Each EVAL_FOLDER is an output folder of `python -m frgan.evaluate` (its metrics.json; the
 expression rows need the expression analysis, on in `evaluation=no_fvd`). A column shows the
@@ -9,6 +10,8 @@ run's model, the last method evaluate lists (a two-stage checkpoint: the refined
 writes FOLDER/comparison.md and comparison.json (default docs/expression/) under a header that
 states the command, commit, machine and date. A figure a run lacks is shown as "—"; "n/a" is the
 report's: the figure exists but is undefined (an amplitude where the truth hardly moves).
+--note adds a paragraph above the runs (repeatable): a column's training command is what the
+run was started with, and a default may since have changed.
 """
 
 from __future__ import annotations
@@ -404,6 +407,14 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="NAME=EVAL_FOLDER",
         help="a column: its name and a frgan.evaluate output folder",
     )
+    parser.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a paragraph for the page above its runs, e.g. what a column's command trained when "
+        "it ran (repeatable)",
+    )
     add_docs_option(parser, DOCS_EXPRESSION)
     return parser.parse_args(argv)
 
@@ -434,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "Expression fidelity: evaluated runs side by side",
             [table],
             {"runs": run_figures, "rows": figures},
-            notes=["Runs:\n\n" + "\n".join(sources)],
+            notes=[*args.note, "Runs:\n\n" + "\n".join(sources)],
         )
         print(f"wrote {page}")
 

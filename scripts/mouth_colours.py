@@ -63,7 +63,8 @@ def measure_run(path: Path, split: str) -> dict:
         for frame in apex_frames(face68, APEX_FRAMES):
             item = dataset.__getitems__([int(dataset.offsets[index] + frame)])[0]
             with torch.no_grad():
-                generated = model(item["x0"][None], item["s0"][None], item["st"][None]).frame[0]
+                inputs = (item[key][None] for key in ("x0", "s0", "st", "l0", "lt"))
+                generated = model(*inputs).frame[0]
             size = item["xt"].shape[-1]
             parts = part_coverage(item["lt"].numpy(), size, size, teeth=True)
             for part in PARTS:

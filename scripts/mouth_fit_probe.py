@@ -53,7 +53,8 @@ from frgan.utils.files import write_json_atomic
 from frgan.utils.media import side_by_side, to_uint8, write_image
 from frgan.utils.results_page import Table, add_docs_option, text_table, write_results_page
 
-KEYS = ("x0", "s0", "st", "xt")
+KEYS = ("x0", "s0", "st", "xt", "l0", "lt")
+INPUTS = ("x0", "s0", "st", "l0", "lt")  # the generator's (the landmarks for landmark_warp)
 SHOWN = 6  # pairs in the picture
 ZOOM = 4  # the picture's pixels per frame pixel: a teeth row is 1-2 px high at 64 px
 
@@ -87,10 +88,10 @@ def open_mouth_pairs(
 
 
 def stacked_pairs(items: list[dict]) -> dict[str, torch.Tensor]:
-    """A dataset's items as {x0, s0, st, xt: [N,3,H,W], opening: bool [N,1,H,W]}."""
+    """A dataset's items as {x0, s0, st, xt: [N,3,H,W], l0, lt: [N,68,2], opening: bool
+    [N,1,H,W]}."""
     pairs = {key: torch.stack([item[key] for item in items]) for key in KEYS}
-    landmarks = torch.stack([item["lt"] for item in items])
-    return pairs | {"opening": mouth_opening_mask(landmarks, *pairs["xt"].shape[-2:])}
+    return pairs | {"opening": mouth_opening_mask(pairs["lt"], *pairs["xt"].shape[-2:])}
 
 
 def luminance_spread(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -103,7 +104,7 @@ def forecast(generator, pairs: dict[str, torch.Tensor], chunk: int = 64) -> torc
     generator.eval()
     with torch.no_grad():
         frames = [
-            generator(*(pairs[key][i : i + chunk] for key in ("x0", "s0", "st"))).frame
+            generator(*(pairs[key][i : i + chunk] for key in INPUTS)).frame
             for i in range(0, len(pairs["xt"]), chunk)
         ]
     generator.train()
@@ -153,9 +154,9 @@ def probe(
             if replayed:
                 rehearsed = replayed_pairs(dataset, replayed, draw)
                 drawn = {key: torch.cat([value, rehearsed[key]]) for key, value in drawn.items()}
-            x0, s0, st, xt = (drawn[key] for key in KEYS)
-            frame = tuned(x0, s0, st).frame
-            loss = weighted_l1(frame, xt, x0, 0.0, drawn["opening"], weight).mean()
+            frame = tuned(*(drawn[key] for key in INPUTS)).frame
+            loss = weighted_l1(frame, drawn["xt"], drawn["x0"], 0.0, drawn["opening"], weight)
+            loss = loss.mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -78,15 +78,14 @@ def test_cpu_recipes_share_the_default_losses_and_differ_in_length(tmp_path):
     assert long.task_name == "cpu_long"
 
 
-def test_the_expression_recipe_is_the_default_with_the_expression_levers(tmp_path):
-    default = compose_config("train.yaml", [], run_dir=tmp_path)
-    recipe = compose_config("train.yaml", ["experiment=expression"], run_dir=tmp_path)
-    assert (default.data.structure, default.model.region_weights) == ("normal", None)
-    assert recipe.data.structure == "normal_parts"
-    assert dict(recipe.model.region_weights) == {"mouth": 0.3, "eyes_brows": 0.3}
-    for key in ("l1_weight", "gp_every", "lr_schedule", "residual", "warp", "preset"):
-        assert recipe.model[key] == default.model[key], key
-    assert recipe.trainer.max_epochs == default.trainer.max_epochs
+def test_the_default_has_the_expression_levers_and_the_papers_recipe_has_none(tmp_path):
+    for overrides in ([], ["experiment=cpu_long"]):
+        cfg = compose_config("train.yaml", overrides, run_dir=tmp_path)
+        assert cfg.data.structure == "normal_parts" and cfg.model.landmark_warp is True
+        assert dict(cfg.model.region_weights) == {"mouth": 0.3, "eyes_brows": 0.3}
+    paper = compose_config("train.yaml", ["experiment=mug64_paper"], run_dir=tmp_path)
+    assert (paper.data.structure, paper.model.landmark_warp) == ("normal", False)
+    assert paper.model.region_weights is None
 
 
 @pytest.mark.parametrize("logger", ["wandb", "csv", "tensorboard"])

@@ -12,7 +12,7 @@ from conftest import TINY_DATA, compose_config
 from test_expression_metrics import face, open_mouth
 
 import frgan.evaluation.expression as protocol
-from frgan.data.datasets import to_image_tensor
+from frgan.data.datasets import face68_points, to_image_tensor
 from frgan.data.shards import TakeSample
 from frgan.errors import ConfigError
 from frgan.evaluation.expression import (
@@ -209,7 +209,7 @@ class Oracle(torch.nn.Module):
             )
         }
 
-    def animate(self, x0, s0, structures):
+    def animate(self, x0, s0, structures, l0=None, landmarks=None):
         if not self.truth:
             return {"forecast": x0[:, None].expand_as(structures)}
         painted = [self.frames[bytes(m.cpu().numpy().tobytes())] for m in structures[0]]
@@ -316,10 +316,11 @@ class MapPainter(torch.nn.Module):
     def __init__(self, data_stage: str):
         super().__init__()
         self.anchor = torch.nn.Parameter(torch.zeros(()))
-        self.data_stage, self.lengths = data_stage, []
+        self.data_stage, self.lengths, self.landmarks = data_stage, [], []
 
-    def animate(self, x0, s0, structures):
+    def animate(self, x0, s0, structures, l0=None, landmarks=None):
         self.lengths.append(structures.shape[1])
+        self.landmarks.append((l0, landmarks))
         return {"forecast": structures}
 
 
@@ -333,6 +334,10 @@ def test_a_clip_model_sees_the_clip_up_to_the_last_frame_and_gives_the_same_fram
     independent = protocol.animate_frames(per_frame, x0, take.landmarks, frames, render)
     whole = protocol.animate_frames(clip, x0, take.landmarks, frames, render)
     assert per_frame.lengths == [2] and clip.lengths == [len(take.frames)]
+    # a forecaster that warps by the landmarks is given those the maps were drawn from
+    points = face68_points(take.landmarks)
+    torch.testing.assert_close(per_frame.landmarks[0][0], points[None, 0])
+    torch.testing.assert_close(per_frame.landmarks[0][1], points[None, frames])
     np.testing.assert_array_equal(independent["forecast"], whole["forecast"])
     expected = render(take.landmarks[frames])
     np.testing.assert_array_equal(whole["forecast"], protocol.to_uint8(torch.from_numpy(expected)))

@@ -226,7 +226,10 @@ def test_a_folder_without_metrics_json_is_one_error_line(tmp_path):
 
 def test_the_page_states_command_commit_machine_and_date(tmp_path):
     a, b = write_run(tmp_path / "a", 24.0, 0.5), write_run(tmp_path / "b", 23.0, 0.9)
-    done = run_script(f"default={a}", f"expression={b}", "--docs", str(tmp_path / "pages"))
+    note = "The default then had no expression levers."
+    done = run_script(
+        f"default={a}", f"expression={b}", "--docs", str(tmp_path / "pages"), "--note", note
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert re.search(
         r"^PSNR moving dB ↑ \(copy first frame 17\.00\) +\*\*24\.00\*\*", done.stdout, re.M
@@ -237,6 +240,7 @@ def test_the_page_states_command_commit_machine_and_date(tmp_path):
         assert re.search(rf"^- {field}: \S", header, re.MULTILINE), field
     assert f"- command: `python scripts/expression_table.py default={a} expression={b}" in page
     assert "| figure | default | expression |" in page
+    assert page.index(note) < page.index("Runs:"), "the note comes before the runs"
     assert "| mouth opening amplitude, overall | 0.50x | **0.90x** |" in page
     assert f"- **default**: `{a}`, checkpoint `a/checkpoints/last.ckpt` (forecast only)" in page
     figures = json.loads((tmp_path / "pages" / "comparison.json").read_text())

@@ -89,7 +89,7 @@ def test_a_synthetic_take_drives_another_subjects_face(trained_run, takes, capsy
     frames = len(list(driver_take.glob("img_*.jpg")))
     assert record["frames"] == frames
     assert record["source_landmarks"] == record["driver_landmarks"] == "ground_truth"
-    assert record["structure"] == "normal" and record["generated_clip"] == "forecast"
+    assert record["structure"] == "normal_parts" and record["generated_clip"] == "forecast"
     assert "synthetic faces" not in out, "no real-photo note for a synthetic source"
     assert str(tmp_path / "animation.mp4") in out
 
@@ -125,11 +125,16 @@ def test_the_generated_column_is_the_models_clip_of_the_retargeted_maps(trained_
     driver = driver_take(read_driver(driving), SIZE, str(driving))
     maps = structure_maps(face, driver, StructureRenderer(trained.structure, SIZE))
     x0 = to_image_tensor(face.image)[None]
-    clip, name = generate_clip(trained.model, x0, maps["s0"], maps["retargeted"], chunk=2)
-    whole = trained.model.animate(x0, maps["s0"], maps["retargeted"][None])["forecast"][0]
+    clip, name = generate_clip(trained.model, x0, maps, chunk=2)
+    points = maps["l0"], maps["landmarks"][None]
+    whole = trained.model.animate(x0, maps["s0"], maps["retargeted"][None], *points)["forecast"][0]
     assert name == "forecast" and torch.allclose(clip, whole, atol=1e-5), "chunks change nothing"
     # the source's own first frame is the retargeted frame 0: the expression starts neutral
     assert torch.equal(maps["retargeted"][0], maps["s0"][0])
+    # the maps' landmarks, which the default's landmark-warping forecaster moves the source by
+    assert trained.model.generator.landmark_warp
+    assert maps["l0"].shape == (1, 68, 2) and maps["landmarks"].shape == (len(clip), 68, 2)
+    torch.testing.assert_close(maps["landmarks"][0], maps["l0"][0])
 
 
 def _moving_photo_frames(photo: Path, count: int = 4) -> np.ndarray:

@@ -395,3 +395,33 @@ def test_an_editing_warping_forecaster_is_rebuilt_as_one(tmp_path):
     assert forecaster["head_blocks"] == 1
     x0, s0, st = _clip(2, 1, 0)[:, 0], _clip(2, 1, 1)[:, 0], _clip(2, 1, 2)[:, 0]
     torch.testing.assert_close(model.forecaster(x0, s0, st).frame, forecast(x0, s0, st).frame)
+
+
+class ClipsWithSourceLandmarks(RandomClips):
+    def __getitem__(self, index):
+        sample = super().__getitem__(index)
+        g = torch.Generator().manual_seed(index)
+        sample["l0"] = sample["landmarks"][0]
+        sample["landmarks"] = sample["landmarks"] + torch.randn(self.frames, 68, 2, generator=g)
+        return sample
+
+
+def test_a_landmark_warping_forecaster_is_rebuilt_as_one_and_fed_the_landmarks(tmp_path):
+    path = tmp_path / "spline.ckpt"
+    forecast = _forecast_checkpoint(path, residual="edit", warp=True, landmark_warp=True).eval()
+    model = RefineGAN(forecast_ckpt=str(path), preset="tiny", image_size=SIZE)
+    assert model.forecaster.landmark_warp and model.identity()["forecaster"]["landmark_warp"]
+    clips = ClipsWithSourceLandmarks()
+    sample = {k: v[None] for k, v in clips[0].items()}
+    forecast_clip = model.forecast(sample["x0"], sample["s0"], sample["structures"],
+                                   sample["l0"], sample["landmarks"])  # fmt: skip
+    one = forecast(sample["x0"], sample["s0"], sample["structures"][:, 3],
+                   sample["l0"], sample["landmarks"][:, 3]).frame  # fmt: skip
+    torch.testing.assert_close(forecast_clip[:, 3], one, atol=1e-5, rtol=0)
+    _fit(model, tmp_path, clips)  # training steps and validation feed the forecaster both
+    loader = torch.utils.data.DataLoader(clips, batch_size=2)
+    drawn = model.select_sample(loader, max_frames=3)  # and the samples a callback draws
+    assert drawn["l0"].shape == (68, 2) and drawn["landmarks"].shape == (3, 68, 2)
+    assert model.draw_sample(drawn).shape == (3, 3, SIZE, 4 * SIZE)
+    with pytest.raises(ValueError, match="needs the landmarks"):
+        model.forecast(sample["x0"], sample["s0"], sample["structures"])

@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from frgan.data.datasets import to_image_tensor
+from frgan.data.datasets import face68_points, to_image_tensor
 from frgan.data.errors import LandmarkSourceUnavailable
 from frgan.data.retarget import retarget
 from frgan.data.shards import TakeSample
@@ -227,7 +227,14 @@ def animate_frames(
     independent = getattr(model, "data_stage", None) == "forecast"
     wanted = frames if independent else np.arange(frames.max() + 1)
     maps = torch.from_numpy(render(np.concatenate([landmarks[:1], landmarks[wanted]])))
-    clips = model.animate(x0[None].to(device), maps[:1].to(device), maps[None, 1:].to(device))
+    points = face68_points(landmarks).to(device)
+    clips = model.animate(
+        x0[None].to(device),
+        maps[:1].to(device),
+        maps[None, 1:].to(device),
+        points[None, 0],
+        points[None, wanted],
+    )
     picked = np.arange(len(frames)) if independent else frames
     return {name: to_uint8(clip[0, picked]) for name, clip in clips.items()}
 

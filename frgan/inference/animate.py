@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from frgan.data.datasets import to_image_tensor
+from frgan.data.datasets import face68_points, to_image_tensor
 from frgan.data.retarget import retarget
 from frgan.data.structure import StructureRenderer
 from frgan.inference.faces import DriverTake, Face
@@ -36,12 +36,16 @@ def drive(source: Face, driver: DriverTake, motion: str = "expression") -> np.nd
 def structure_maps(
     source: Face, driver: DriverTake, render: StructureRenderer, motion: str = "expression"
 ) -> dict:
-    """s0 [1,3,S,S] of the source, the driver's maps and the retargeted maps [T,3,S,S]."""
+    """s0 [1,3,S,S] of the source, the driver's maps and the retargeted maps [T,3,S,S], and
+    the 68 landmarks the source's and the retargeted maps were drawn from: "l0" [1,68,2] and
+    "landmarks" [T,68,2]."""
     retargeted = drive(source, driver, motion)
     return {
         "s0": torch.from_numpy(render(source.landmarks[None])),
         "driver": torch.from_numpy(render(driver.landmarks)),
         "retargeted": torch.from_numpy(render(retargeted)),
+        "l0": face68_points(source.landmarks[None]),
+        "landmarks": face68_points(retargeted),
     }
 
 
@@ -49,30 +53,31 @@ def structure_maps(
 def generate_clip(
     model,
     x0: torch.Tensor,
-    s0: torch.Tensor,
-    structures: torch.Tensor,
+    maps: dict,
     chunk: int = 16,
     advance: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, str]:
-    """The model's clip [T,3,S,S] for target structures [T,3,S,S], and its name: "refined"
-    when the model returns one (two-stage), else "forecast".
+    """The model's clip [T,3,S,S] for the retargeted structures of `maps` (structure_maps), and
+    its name: "refined" when the model returns one (two-stage), else "forecast".
 
     A forecast model paints every frame from the source alone, so the clip is generated `chunk`
     frames at a time (the progress advances per chunk); any other model sees the whole clip in
     one call, since refining looks across frames.
     """
     device = next(model.parameters()).device
+    structures, landmarks = maps["retargeted"], maps["landmarks"]
     frames = len(structures)
     step = chunk if getattr(model, "data_stage", None) == "forecast" else frames
-    x0, s0 = x0.to(device), s0.to(device)
+    x0, s0, l0 = x0.to(device), maps["s0"].to(device), maps["l0"].to(device)
     parts, name = [], "forecast"
     for start in range(0, frames, step):
-        window = structures[start : start + step].to(device)
-        clips = model.animate(x0, s0, window[None])
+        window = slice(start, start + step)
+        clip = structures[None, window].to(device)
+        clips = model.animate(x0, s0, clip, l0, landmarks[None, window].to(device))
         name = "refined" if "refined" in clips else "forecast"
         parts.append(clips[name][0].float().cpu())
         if advance is not None:
-            advance(len(window))
+            advance(clip.shape[1])
     return torch.cat(parts), name
 
 

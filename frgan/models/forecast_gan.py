@@ -20,7 +20,8 @@ GANModule (frgan/models/gan.py).
 
 Batches: dict of float32 [B,3,H,W] in [-1,1]: "x0" source frame, "s0" its structure
 map, "xt" target frame, "st" target structure map; optional "lt" [B,68,2], the target's 68
-landmarks, for the face-region metrics and region_weights (extra keys are ignored).
+landmarks, for the face-region metrics and region_weights, and "l0", the source's, which
+landmark_warp needs with "lt" (extra keys are ignored).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class ForecastGAN(GANModule):
         gradient_weight: float = 0.0,
         opening_weight: float = 0.0,
         ssim_weight: float = 0.0,
+        landmark_warp: bool = False,
     ):
         """
         preset: width preset name ("paper", "small", "tiny") or a mapping
@@ -117,6 +119,9 @@ class ForecastGAN(GANModule):
             release's linear head), see frgan/models/generator.py; part of the identity.
         part_refiners: face parts (mouth, eyes_brows) whose window of the frame a small network
             of its own repaints at full size (frgan/models/part_refiner.py); part of the identity.
+        landmark_warp: the flow starts from the thin-plate spline that carries the source's
+            landmarks "l0" onto the target's "lt" (both then needed in every batch), see
+            frgan/models/generator.py; part of the identity.
         region_weights: {region: weight} adds weight·(mean |x̂ − xt| over that face region of
             the target's landmarks) to the L1 term, per region (REGIONS): a mouth a few
             hundred pixels large then counts as much as the whole frame does at weight 1.
@@ -144,6 +149,7 @@ class ForecastGAN(GANModule):
         self.reader_weights = _check_weights("model.part_readers", part_readers, tuple(PARTS))
         check_number("model.part_feature_matching", part_feature_matching, least=0)
         check_int("model.head_blocks", head_blocks, 0)
+        check_choice("model.landmark_warp", landmark_warp, (False, True))
         check_number("model.change_weight", change_weight, least=0)
         check_number("model.gradient_weight", gradient_weight, least=0)
         check_number("model.opening_weight", opening_weight, least=0)
@@ -156,7 +162,9 @@ class ForecastGAN(GANModule):
         self.save_hyperparameters()
         self.check_training_options()
         arch = architecture(preset, image_size)
-        self.generator = Generator(arch, residual, warp, head_blocks, tuple(part_refiners or ()))
+        self.generator = Generator(
+            arch, residual, warp, head_blocks, tuple(part_refiners or ()), landmark_warp
+        )
         self.critic = Critic(arch)
         self.part_critics = nn.ModuleDict(
             {
@@ -177,8 +185,15 @@ class ForecastGAN(GANModule):
         self.generator.zero_flow()
         self.init_ema()
 
-    def forward(self, x0: torch.Tensor, s0: torch.Tensor, st: torch.Tensor) -> Forecast:
-        return self.sampling_generator(x0, s0, st)
+    def forward(
+        self,
+        x0: torch.Tensor,
+        s0: torch.Tensor,
+        st: torch.Tensor,
+        l0: torch.Tensor | None = None,
+        lt: torch.Tensor | None = None,
+    ) -> Forecast:
+        return self.sampling_generator(x0, s0, st, l0, lt)
 
     def critic_parameters(self) -> Iterator[nn.Parameter]:
         return chain(
@@ -187,7 +202,9 @@ class ForecastGAN(GANModule):
 
     # ------------------------------------------------------------------ losses
     def run_generator(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Forecast:
-        return generator(inputs["x0"], inputs["s0"], inputs["st"])
+        return generator(
+            inputs["x0"], inputs["s0"], inputs["st"], inputs.get("l0"), inputs.get("lt")
+        )
 
     def critic_loss(self, inputs, output: Forecast):
         xt, st, paired = inputs["xt"], inputs["st"], inputs["paired"]
@@ -284,8 +301,15 @@ class ForecastGAN(GANModule):
                     f"model.{option} needs batches with the target's 68 landmarks 'lt' "
                     f"[B,68,2] (frgan.data's forecast pairs carry them); set model.{option}={off}"
                 )
-        if "lt" in batch:
-            inputs["lt"] = batch["lt"]
+        if self.generator.landmark_warp and not {"l0", "lt"} <= set(batch):
+            raise ValueError(
+                "model.landmark_warp needs batches with the source's and the target's 68 "
+                "landmarks 'l0' and 'lt' [B,68,2] (frgan.data's forecast pairs carry them); "
+                "set model.landmark_warp=false"
+            )
+        for key in ("l0", "lt"):
+            if key in batch:
+                inputs[key] = batch[key]
         inputs["paired"] = (~retargeted_flags(batch, inputs["x0"])).to(inputs["x0"].dtype)
         return inputs
 
@@ -294,7 +318,7 @@ class ForecastGAN(GANModule):
         """Per-pair frame metrics of the forecast and of copying x0 (NaN for pairs where
         nothing moves, like t = 0)."""
         x0, xt, landmarks = inputs["x0"], inputs["xt"], inputs.get("lt")
-        pred = self(x0, inputs["s0"], inputs["st"]).frame
+        pred = self(x0, inputs["s0"], inputs["st"], inputs.get("l0"), landmarks).frame
         threshold = self.hparams.moving_threshold
         return {
             prefix: metrics.frame_quality(frame, xt, x0, threshold, landmarks)
@@ -309,7 +333,7 @@ class ForecastGAN(GANModule):
         pairs: list[dict[str, torch.Tensor]] = []
         for batch in loader:
             for b in range(batch["x0"].shape[0]):
-                pair = {k: batch[k][b] for k in BATCH_KEYS}
+                pair = {k: batch[k][b] for k in (*BATCH_KEYS, "l0", "lt") if k in batch}
                 pair["t"] = torch.as_tensor(batch["t"][b] if "t" in batch else len(pairs))
                 if pairs and not torch.equal(pair["x0"], pairs[0]["x0"]):
                     return _stack_by_time(pairs)  # the next take has begun
@@ -320,15 +344,23 @@ class ForecastGAN(GANModule):
 
     def draw_sample(self, sample: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """[T,3,H,4W]: source | target structure | generated | ground truth per frame."""
-        generated = self(sample["x0"], sample["s0"], sample["st"]).frame
+        generated = self(
+            sample["x0"], sample["s0"], sample["st"], sample.get("l0"), sample.get("lt")
+        ).frame
         return side_by_side([sample["x0"], sample["st"], generated, sample["xt"]])
 
     @torch.no_grad()
     def animate(
-        self, x0: torch.Tensor, s0: torch.Tensor, structures: torch.Tensor, chunk: int = 64
+        self,
+        x0: torch.Tensor,
+        s0: torch.Tensor,
+        structures: torch.Tensor,
+        l0: torch.Tensor | None = None,
+        landmarks: torch.Tensor | None = None,
+        chunk: int = 64,
     ) -> dict[str, torch.Tensor]:
         """Every frame forecast independently from the source (reference section 6)."""
-        return {"forecast": forecast_frames(self, x0, s0, structures, chunk)}
+        return {"forecast": forecast_frames(self, x0, s0, structures, chunk, l0, landmarks)}
 
     def identity(self) -> dict[str, Any]:
         preset = self.hparams.preset
@@ -348,6 +380,7 @@ class ForecastGAN(GANModule):
                 if self.generator.part_refiners
                 else {}
             ),
+            **({"landmark_warp": True} if self.generator.landmark_warp else {}),
             **structure_identity(self.hparams),
             **({"part_critics": sorted(self.part_weights)} if self.part_weights else {}),
             **({"part_readers": sorted(self.reader_weights)} if self.reader_weights else {}),

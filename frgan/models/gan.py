@@ -145,11 +145,18 @@ class GANModule(pl.LightningModule):
         raise NotImplementedError
 
     def animate(
-        self, x0: torch.Tensor, s0: torch.Tensor, structures: torch.Tensor
+        self,
+        x0: torch.Tensor,
+        s0: torch.Tensor,
+        structures: torch.Tensor,
+        l0: torch.Tensor | None = None,
+        landmarks: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Inference for generate/evaluate: source frames x0 [B,3,H,W], their structure maps
         s0 and target structure clips [B,T,3,H,W] -> named clips [B,T,3,H,W] in [-1,1]
-        ("forecast", and "refined" for a two-stage model). Uses the sampling generator(s)."""
+        ("forecast", and "refined" for a two-stage model). Uses the sampling generator(s).
+        l0 [B,68,2] and landmarks [B,T,68,2]: the 68 landmarks the maps were drawn from, which
+        a forecaster with model.landmark_warp needs."""
         raise NotImplementedError
 
     def batch_tensors(

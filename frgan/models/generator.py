@@ -18,6 +18,14 @@ With `head_blocks` = n > 0, the full-size features pass through n residual block
 the structure map reaches the output at full size only linearly (a teeth band or a lid opening
 a pixel or two high must otherwise come through the half-size decoder, blurred).
 
+With `landmark_warp`, the flow starts from the thin-plate spline that carries the source's 68
+landmarks l0 onto the target's lt (frgan/models/tps.py; all but the points that meet when a lid
+or the lips close, FACE68_SPLINE_POINTS), and the head's flow, if any, corrects it: x0 becomes
+warp(x0, spline + flow). The structure maps are drawn from those landmarks, so the spline moves
+each lip corner, lid and brow where the target has it, which the decoder would otherwise have
+to paint through its blur; what the source does not show (a mouth's cavity, teeth) is still
+the residual's to paint.
+
 With `part_refiners` (mouth, eyes_brows), a small network of its own repaints each part's
 window of the composited frame (frgan/models/part_refiner.py); `frame` is then the refined one.
 
@@ -41,6 +49,7 @@ from frgan.models.blocks import UpBlock, conv3x3
 from frgan.models.encoder import Encoder
 from frgan.models.part_refiner import WINDOWS, PartRefiner, refine_parts
 from frgan.models.presets import Architecture, architecture
+from frgan.models.tps import FACE68_SPLINE_POINTS, tps_flow
 from frgan.models.warp import warp
 from frgan.utils.checks import check_choice
 
@@ -92,9 +101,11 @@ class Generator(nn.Module):
         warp: bool = False,
         head_blocks: int = 0,
         part_refiners: Sequence[str] = (),
+        landmark_warp: bool = False,
     ):
         super().__init__()
         check_choice("model.residual", residual, RESIDUALS)
+        self.landmark_warp = bool(landmark_warp)
         for part in part_refiners:
             check_choice("model.part_refiners", part, tuple(WINDOWS))
         ch, levels = arch.channels, arch.levels
@@ -140,8 +151,10 @@ class Generator(nn.Module):
         warp: bool = False,
         head_blocks: int = 0,
         part_refiners: Sequence[str] = (),
+        landmark_warp: bool = False,
     ) -> Generator:
-        return cls(architecture(preset, image_size), residual, warp, head_blocks, part_refiners)
+        arch = architecture(preset, image_size)
+        return cls(arch, residual, warp, head_blocks, part_refiners, landmark_warp)
 
     def head(
         self, features: torch.Tensor
@@ -158,8 +171,22 @@ class Generator(nn.Module):
         mask, residual, *flow = out.split([head.out_channels for head in heads], dim=1)
         return mask, residual, flow[0] if flow else None
 
-    def forward(self, x0: torch.Tensor, s0: torch.Tensor, st: torch.Tensor) -> Forecast:
-        """x0 source frame, s0 its structure map, st target structure map: [B,3,H,W] in [-1,1]."""
+    def forward(
+        self,
+        x0: torch.Tensor,
+        s0: torch.Tensor,
+        st: torch.Tensor,
+        l0: torch.Tensor | None = None,
+        lt: torch.Tensor | None = None,
+    ) -> Forecast:
+        """x0 source frame, s0 its structure map, st target structure map: [B,3,H,W] in [-1,1];
+        l0, lt their 68 landmarks [B,68,2] (pixels), needed with landmark_warp."""
+        prior = None
+        if self.landmark_warp:
+            if l0 is None or lt is None:
+                raise ValueError("a generator with landmark_warp needs the landmarks l0 and lt")
+            points = list(FACE68_SPLINE_POINTS)
+            prior = tps_flow(l0[:, points], lt[:, points], x0.shape[-2], x0.shape[-1])
         z_image, image_skips = self.image_encoder(x0)
         # one pass of the shared encoder over both structure maps (it has no batch norm)
         z_structure, structure_skips = self.structure_encoder(torch.cat([st, s0]))
@@ -188,9 +215,11 @@ class Generator(nn.Module):
         features = torch.cat([skips[0], F.relu(self.head_norm(outputs[-1]))], dim=1)
         features = self.head_blocks(features)
         mask_logit, h, flow_logit = self.head(features)
-        flow, source = None, x0
+        flow, source = prior, x0
         if flow_logit is not None:
-            flow = MAX_FLOW * x0.shape[-1] * torch.tanh(flow_logit)
+            learnt = MAX_FLOW * x0.shape[-1] * torch.tanh(flow_logit)
+            flow = learnt if prior is None else prior + learnt
+        if flow is not None:
             source = warp(x0, flow)
         mask = torch.sigmoid(mask_logit)
         if self.residual == "edit":
@@ -208,17 +237,33 @@ def forecast_frames(
     s0: torch.Tensor,
     structures: torch.Tensor,
     chunk: int,
+    l0: torch.Tensor | None = None,
+    landmarks: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Every frame of structures [B,T,3,H,W] forecast independently from the source frames x0
-    [B,3,H,W] and their maps s0 by `generator`, `chunk` frames per call: [B,T,3,H,W]."""
+    [B,3,H,W] and their maps s0 by `generator`, `chunk` frames per call: [B,T,3,H,W]. l0
+    [B,68,2] and landmarks [B,T,68,2] are the landmarks the maps were drawn from, for a
+    generator that warps by them (None: the generator does not need them)."""
     frames = structures.shape[1]
     targets = rearrange(structures, "b t c h w -> (b t) c h w")
     sources = repeat(x0, "b c h w -> (b t) c h w", t=frames)
     source_maps = repeat(s0, "b c h w -> (b t) c h w", t=frames)
+    source_points = target_points = None
+    if l0 is not None and landmarks is not None:
+        source_points = repeat(l0, "b n d -> (b t) n d", t=frames)
+        target_points = rearrange(landmarks, "b t n d -> (b t) n d")
+
+    def window(points: torch.Tensor | None, i: int) -> torch.Tensor | None:
+        return None if points is None else points[i : i + chunk]
+
     forecast = torch.cat(
         [
             generator(
-                sources[i : i + chunk], source_maps[i : i + chunk], targets[i : i + chunk]
+                sources[i : i + chunk],
+                source_maps[i : i + chunk],
+                targets[i : i + chunk],
+                window(source_points, i),
+                window(target_points, i),
             ).frame
             for i in range(0, len(targets), chunk)
         ]

@@ -143,9 +143,17 @@ class RefineGAN(GANModule):
         return self.sampling_generator(forecast, structures, x0)
 
     @torch.no_grad()
-    def forecast(self, x0: torch.Tensor, s0: torch.Tensor, structures: torch.Tensor):
-        """Every frame of structures [B,T,3,H,W] forecast independently from x0 [B,3,H,W]."""
-        return forecast_frames(self.forecaster, x0, s0, structures, FORECAST_CHUNK)
+    def forecast(
+        self,
+        x0: torch.Tensor,
+        s0: torch.Tensor,
+        structures: torch.Tensor,
+        l0: torch.Tensor | None = None,
+        landmarks: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Every frame of structures [B,T,3,H,W] forecast independently from x0 [B,3,H,W]
+        (l0 [B,68,2], landmarks [B,T,68,2]: the maps' landmarks, see GANModule.animate)."""
+        return forecast_frames(self.forecaster, x0, s0, structures, FORECAST_CHUNK, l0, landmarks)
 
     # ------------------------------------------------------------------ losses
     def run_generator(self, inputs: Mapping[str, torch.Tensor], generator: nn.Module) -> Refined:
@@ -203,7 +211,9 @@ class RefineGAN(GANModule):
                 )
         if "landmarks" in batch:
             inputs["landmarks"] = batch["landmarks"]
-        inputs["forecast"] = self.forecast(batch["x0"], batch["s0"], batch["structures"])
+        inputs["forecast"] = self.forecast(
+            batch["x0"], batch["s0"], batch["structures"], batch.get("l0"), batch.get("landmarks")
+        )
         inputs["paired"] = (~retargeted_flags(batch, batch["x0"])).to(batch["x0"].dtype)
         return inputs
 
@@ -221,30 +231,41 @@ class RefineGAN(GANModule):
         }
 
     def select_sample(self, loader, max_frames: int) -> dict[str, torch.Tensor] | None:
-        """The first clip of the loader, cut to max_frames."""
+        """The first clip of the loader, cut to max_frames, with its landmarks when the batch
+        has them (a landmark-warping forecaster needs them)."""
         if loader is None:
             return None
         for batch in loader:
-            sample = {key: batch[key][0] for key in BATCH_KEYS}
-            for key in ("frames", "structures"):
-                sample[key] = sample[key][:max_frames]
+            keys = [*BATCH_KEYS, *(key for key in ("l0", "landmarks") if key in batch)]
+            sample = {key: batch[key][0] for key in keys}
+            for key in ("frames", "structures", "landmarks"):
+                if key in sample:
+                    sample[key] = sample[key][:max_frames]
             return sample
         return None
 
     def draw_sample(self, sample: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """[T,3,H,4W]: structure | ground truth | forecast | refined per frame."""
-        clips = self.animate(sample["x0"][None], sample["s0"][None], sample["structures"][None])
+        points = [sample[k][None] if k in sample else None for k in ("l0", "landmarks")]
+        clips = self.animate(
+            sample["x0"][None], sample["s0"][None], sample["structures"][None], *points
+        )
         return side_by_side(
             [sample["structures"], sample["frames"], clips["forecast"][0], clips["refined"][0]]
         )
 
     @torch.no_grad()
     def animate(
-        self, x0: torch.Tensor, s0: torch.Tensor, structures: torch.Tensor
+        self,
+        x0: torch.Tensor,
+        s0: torch.Tensor,
+        structures: torch.Tensor,
+        l0: torch.Tensor | None = None,
+        landmarks: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Forecast every frame, then refine the whole clip at once: the refiner is fully
         convolutional over time, so any length T works (no windows, no seams)."""
-        forecast = self.forecast(x0, s0, structures)
+        forecast = self.forecast(x0, s0, structures, l0, landmarks)
         return {"forecast": forecast, "refined": self(forecast, structures, x0).clip}
 
     def identity(self) -> dict[str, Any]:
