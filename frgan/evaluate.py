@@ -143,13 +143,12 @@ def evaluate(cfg: DictConfig, command: Sequence[str] | None = None) -> dict[str,
             x0, s0 = batch["x0"][:keep].to(device), batch["s0"][:keep].to(device)
             target = batch["frames"][:keep].to(device)
             structures = batch["structures"][:keep].to(device)
-            landmarks = batch["landmarks"][:keep] if "landmarks" in batch else None
+            landmarks = batch["landmarks"][:keep].to(device) if "landmarks" in batch else None
+            l0 = batch["l0"][:keep].to(device) if "l0" in batch else None
             seen += len(x0)
             with torch.no_grad():
                 clips = {BASELINE: x0.unsqueeze(1).expand_as(target)}
-                points = [batch[k][:keep].to(device) if k in batch else None
-                          for k in ("l0", "landmarks")]  # fmt: skip
-                clips.update(model.animate(x0, s0, structures, *points))
+                clips.update(model.animate(x0, s0, structures, l0, landmarks))
                 for name, clip in clips.items():
                     clip_scores = registry.score_clip(clip, target, x0, threshold, landmarks)
                     for metric, values in clip_scores.items():

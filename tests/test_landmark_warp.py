@@ -9,7 +9,7 @@ from test_models import SIZE, RandomPairs
 from frgan.errors import ConfigError
 from frgan.models import ForecastGAN, Generator
 from frgan.models.forecaster import build_forecaster
-from frgan.models.tps import FACE68_SPLINE_POINTS, tps_flow
+from frgan.models.tps import face_flow, tps_flow
 from frgan.models.warp import warp
 from frgan.render.face68 import mean_face68
 
@@ -53,11 +53,6 @@ def test_points_of_different_shapes_are_refused():
         tps_flow(torch.zeros(1, 68, 2), torch.zeros(1, 67, 2), 8, 8)
 
 
-def _spline(l0: torch.Tensor, lt: torch.Tensor) -> torch.Tensor:
-    points = list(FACE68_SPLINE_POINTS)
-    return tps_flow(l0[:, points], lt[:, points], SIZE, SIZE)
-
-
 def _pair(batch: int = 2):
     torch.manual_seed(0)
     x0, s0, st = (torch.rand(batch, 3, SIZE, SIZE) * 2 - 1 for _ in range(3))
@@ -74,7 +69,7 @@ def test_a_silent_generator_returns_the_source_moved_by_the_spline():
         generator.to_mask.bias.fill_(-100.0)
     x0, s0, st, l0, lt = _pair()
     out = generator.eval()(x0, s0, st, l0, lt)
-    prior = _spline(l0, lt)
+    prior = face_flow(l0, lt, SIZE, SIZE)
     torch.testing.assert_close(out.flow, prior)
     torch.testing.assert_close(out.frame, warp(x0, prior))
     with pytest.raises(ValueError, match="needs the landmarks"):
@@ -84,7 +79,7 @@ def test_a_silent_generator_returns_the_source_moved_by_the_spline():
 def test_without_a_learnt_flow_the_spline_alone_moves_the_source():
     generator = Generator.from_preset("tiny", SIZE, "edit", landmark_warp=True).eval()
     x0, s0, st, l0, lt = _pair()
-    torch.testing.assert_close(generator(x0, s0, st, l0, lt).flow, _spline(l0, lt))
+    torch.testing.assert_close(generator(x0, s0, st, l0, lt).flow, face_flow(l0, lt, SIZE, SIZE))
 
 
 def _folds(flow: torch.Tensor) -> bool:
@@ -111,9 +106,8 @@ def test_a_closing_eye_and_mouth_do_not_fold_the_face():
     lt[:, [37, 38], :] = lt[:, [41, 40], :] + below
     lt[:, [43, 44], :] = lt[:, [47, 46], :] + below
     lt[:, [61, 62, 63], :] = lt[:, [67, 66, 65], :] + below
-    points = list(FACE68_SPLINE_POINTS)
     assert _folds(tps_flow(l0, lt, size, size))
-    assert not _folds(tps_flow(l0[:, points], lt[:, points], size, size))
+    assert not _folds(face_flow(l0, lt, size, size))
 
 
 def test_a_bad_value_is_refused_and_the_warp_is_part_of_the_identity():

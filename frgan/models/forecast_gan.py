@@ -290,23 +290,20 @@ class ForecastGAN(GANModule):
         and they train only through the critic, as fakes (weights rather than indexing keep
         every rank's graph the same under DDP)."""
         inputs = self.batch_tensors(batch, BATCH_KEYS)
-        for weights, option, off in (
-            (self.region_weights, "region_weights", "null"),
-            (self.part_weights, "part_critics", "null"),
-            (self.reader_weights, "part_readers", "null"),
-            (self.hparams.opening_weight, "opening_weight", "0"),
+        target = ("the target's 68 landmarks 'lt'", ("lt",))
+        both = ("the source's and the target's 68 landmarks 'l0' and 'lt'", ("l0", "lt"))
+        for on, option, off, (needed, keys) in (
+            (self.region_weights, "region_weights", "null", target),
+            (self.part_weights, "part_critics", "null", target),
+            (self.reader_weights, "part_readers", "null", target),
+            (self.hparams.opening_weight, "opening_weight", "0", target),
+            (self.generator.landmark_warp, "landmark_warp", "false", both),
         ):
-            if weights and "lt" not in batch:
+            if on and not set(keys) <= set(batch):
                 raise ValueError(
-                    f"model.{option} needs batches with the target's 68 landmarks 'lt' "
-                    f"[B,68,2] (frgan.data's forecast pairs carry them); set model.{option}={off}"
+                    f"model.{option} needs batches with {needed} [B,68,2] (frgan.data's "
+                    f"forecast pairs carry them); set model.{option}={off}"
                 )
-        if self.generator.landmark_warp and not {"l0", "lt"} <= set(batch):
-            raise ValueError(
-                "model.landmark_warp needs batches with the source's and the target's 68 "
-                "landmarks 'l0' and 'lt' [B,68,2] (frgan.data's forecast pairs carry them); "
-                "set model.landmark_warp=false"
-            )
         for key in ("l0", "lt"):
             if key in batch:
                 inputs[key] = batch[key]

@@ -20,7 +20,7 @@ a pixel or two high must otherwise come through the half-size decoder, blurred).
 
 With `landmark_warp`, the flow starts from the thin-plate spline that carries the source's 68
 landmarks l0 onto the target's lt (frgan/models/tps.py; all but the points that meet when a lid
-or the lips close, FACE68_SPLINE_POINTS), and the head's flow, if any, corrects it: x0 becomes
+or the lips close: face_flow), and the head's flow, if any, corrects it: x0 becomes
 warp(x0, spline + flow). The structure maps are drawn from those landmarks, so the spline moves
 each lip corner, lid and brow where the target has it, which the decoder would otherwise have
 to paint through its blur; what the source does not show (a mouth's cavity, teeth) is still
@@ -49,7 +49,7 @@ from frgan.models.blocks import UpBlock, conv3x3
 from frgan.models.encoder import Encoder
 from frgan.models.part_refiner import WINDOWS, PartRefiner, refine_parts
 from frgan.models.presets import Architecture, architecture
-from frgan.models.tps import FACE68_SPLINE_POINTS, tps_flow
+from frgan.models.tps import face_flow
 from frgan.models.warp import warp
 from frgan.utils.checks import check_choice
 
@@ -185,8 +185,7 @@ class Generator(nn.Module):
         if self.landmark_warp:
             if l0 is None or lt is None:
                 raise ValueError("a generator with landmark_warp needs the landmarks l0 and lt")
-            points = list(FACE68_SPLINE_POINTS)
-            prior = tps_flow(l0[:, points], lt[:, points], x0.shape[-2], x0.shape[-1])
+            prior = face_flow(l0, lt, x0.shape[-2], x0.shape[-1])
         z_image, image_skips = self.image_encoder(x0)
         # one pass of the shared encoder over both structure maps (it has no batch norm)
         z_structure, structure_skips = self.structure_encoder(torch.cat([st, s0]))
@@ -245,27 +244,16 @@ def forecast_frames(
     [B,68,2] and landmarks [B,T,68,2] are the landmarks the maps were drawn from, for a
     generator that warps by them (None: the generator does not need them)."""
     frames = structures.shape[1]
-    targets = rearrange(structures, "b t c h w -> (b t) c h w")
-    sources = repeat(x0, "b c h w -> (b t) c h w", t=frames)
-    source_maps = repeat(s0, "b c h w -> (b t) c h w", t=frames)
-    source_points = target_points = None
+    inputs = [
+        repeat(x0, "b c h w -> (b t) c h w", t=frames),
+        repeat(s0, "b c h w -> (b t) c h w", t=frames),
+        rearrange(structures, "b t c h w -> (b t) c h w"),
+    ]
     if l0 is not None and landmarks is not None:
-        source_points = repeat(l0, "b n d -> (b t) n d", t=frames)
-        target_points = rearrange(landmarks, "b t n d -> (b t) n d")
-
-    def window(points: torch.Tensor | None, i: int) -> torch.Tensor | None:
-        return None if points is None else points[i : i + chunk]
-
-    forecast = torch.cat(
-        [
-            generator(
-                sources[i : i + chunk],
-                source_maps[i : i + chunk],
-                targets[i : i + chunk],
-                window(source_points, i),
-                window(target_points, i),
-            ).frame
-            for i in range(0, len(targets), chunk)
+        inputs += [
+            repeat(l0, "b n d -> (b t) n d", t=frames),
+            rearrange(landmarks, "b t n d -> (b t) n d"),
         ]
-    )
+    parts = zip(*(tensor.split(chunk) for tensor in inputs), strict=True)
+    forecast = torch.cat([generator(*part).frame for part in parts])
     return rearrange(forecast, "(b t) c h w -> b t c h w", t=frames)

@@ -4,16 +4,17 @@ backward flow: for every pixel p of the target, where it was in the source.
     f(p) = a + A·p + Σ_i w_i·U(|p − t_i|),   U(r) = r²·log r²,   f(t_i) ≈ s_i
 
 t are the target's landmarks and s the source's (pixels, the project's convention: pixel (i, j)
-has its centre at (j + 0.5, i + 0.5)); `smoothing` λ relaxes the interpolation (K + λI), which
+has its centre at (j + 0.5, i + 0.5)); SMOOTHING λ relaxes the interpolation (K + λI), which
 also keeps the system solvable when two landmarks coincide (a closed mouth's inner lips). The
 flow f(p) − p is what frgan.models.warp.warp takes: warp(x0, flow)[p] = x0[f(p)].
+face_flow is the spline of a face's 68 landmarks, FACE68_SPLINE_POINTS of them.
 """
 
 from __future__ import annotations
 
 import torch
 
-DEFAULT_SMOOTHING = 1e-3
+SMOOTHING = 1e-3
 # The 68 landmarks that steer a face's spline: all but the lower lids (40, 41, 46, 47) and the
 # inner lips' corners and lower half (60, 64, 65-67), which meet the upper ones when a lid or
 # the lips close. Two target points that meet while their source points do not ask one pixel
@@ -27,12 +28,15 @@ def _radial(squared_distances: torch.Tensor) -> torch.Tensor:
     return squared_distances * torch.log(squared_distances.clamp_min(1e-12))
 
 
+def face_flow(l0: torch.Tensor, lt: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """[B,2,H,W]: the backward flow of the spline taking the face's 68 landmarks lt [B,68,2]
+    to l0, steered by FACE68_SPLINE_POINTS."""
+    points = list(FACE68_SPLINE_POINTS)
+    return tps_flow(l0[:, points], lt[:, points], height, width)
+
+
 def tps_flow(
-    source_points: torch.Tensor,
-    target_points: torch.Tensor,
-    height: int,
-    width: int,
-    smoothing: float = DEFAULT_SMOOTHING,
+    source_points: torch.Tensor, target_points: torch.Tensor, height: int, width: int
 ) -> torch.Tensor:
     """[B,2,H,W] (x, y) in pixels: the backward flow of the spline taking target_points [B,N,2]
     to source_points [B,N,2]. Solved in float64 (r²·log r² spans ~10⁵ at 64 px) and returned in
@@ -44,24 +48,18 @@ def tps_flow(
         )
     with torch.autocast(source_points.device.type, enabled=False):
         flow = _solve(
-            source_points[..., :2].double(),
-            target_points[..., :2].double(),
-            height,
-            width,
-            smoothing,
+            source_points[..., :2].double(), target_points[..., :2].double(), height, width
         )
     return flow.to(source_points.dtype).contiguous()
 
 
-def _solve(
-    source: torch.Tensor, target: torch.Tensor, height: int, width: int, smoothing: float
-) -> torch.Tensor:
+def _solve(source: torch.Tensor, target: torch.Tensor, height: int, width: int) -> torch.Tensor:
     batch, count, _ = target.shape
     ones = target.new_ones(batch, count, 1)
     affine = torch.cat([ones, target], dim=-1)  # [B,N,3]
     system = target.new_zeros(batch, count + 3, count + 3)
     system[:, :count, :count] = _radial(torch.cdist(target, target).square())
-    system[:, :count, :count] += smoothing * torch.eye(
+    system[:, :count, :count] += SMOOTHING * torch.eye(
         count, dtype=target.dtype, device=target.device
     )
     system[:, :count, count:] = affine
