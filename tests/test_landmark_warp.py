@@ -9,7 +9,16 @@ from test_models import SIZE, RandomPairs
 from frgan.errors import ConfigError
 from frgan.models import ForecastGAN, Generator
 from frgan.models.forecaster import build_forecaster
-from frgan.models.tps import face_flow, tps_flow
+from frgan.models.tps import (
+    CLOSED,
+    FACE68_LID_PAIRS,
+    FACE68_SPLINE_POINTS,
+    LID_GAP,
+    face_flow,
+    hold_apart,
+    least_jacobian,
+    tps_flow,
+)
 from frgan.models.warp import warp
 from frgan.render.face68 import mean_face68
 
@@ -83,31 +92,66 @@ def test_without_a_learnt_flow_the_spline_alone_moves_the_source():
 
 
 def _folds(flow: torch.Tensor) -> bool:
-    """Whether the backward map p -> p + flow(p) [1,2,H,W] turns over anywhere (a negative
-    Jacobian determinant, by finite differences): a pixel's neighbours then come from places in
-    the wrong order, and the picture is folded."""
-    mapped = flow[0] + _pixel_grid(*flow.shape[-2:]).permute(2, 0, 1)
-    dx = mapped[:, :-1, 1:] - mapped[:, :-1, :-1]
-    dy = mapped[:, 1:, :-1] - mapped[:, :-1, :-1]
-    return bool((dx[0] * dy[1] - dx[1] * dy[0]).min() < 0)
+    return bool(least_jacobian(flow).min() < 0)
 
 
-def test_a_closing_eye_and_mouth_do_not_fold_the_face():
-    """Upper lids onto the lower lids and the upper inner lip onto the lower one in the target,
-    from an open source: the spline of all 68 points asks one pixel to come from two places and
-    folds the face there (rings round a blinking eye); the face's spline does not."""
-    size = 64
+def test_the_least_jacobian_is_one_for_the_identity_and_negative_for_a_mirror():
+    mirror = torch.zeros(1, 2, 8, 8)
+    mirror[:, 0] = 8 - 2 * (torch.arange(8.0) + 0.5)  # p.x -> 8 - p.x: turned over left to right
+    minimum = least_jacobian(torch.cat([torch.zeros(1, 2, 8, 8), mirror]))
+    torch.testing.assert_close(minimum, torch.tensor([1.0, -1.0]))
+
+
+def _closing_face(size: int = 64):
+    """An open mouth in the source; in the target the lids and the lips meet, the upper ones a
+    hair's breadth below (as in a real blink's landmarks: the test subjects' blinks cross by up
+    to 0.007 px)."""
     l0 = torch.from_numpy(mean_face68(size, size)[:, :2]).float()[None]
-    l0[:, [65, 66, 67], 1] += 3.0  # an open mouth
+    l0[:, [65, 66, 67], 1] += 1.5  # the mean face's lips part by 1.5 px: 3 px here
     lt = torch.from_numpy(mean_face68(size, size)[:, :2]).float()[None]
-    # the lids and the lips meet, the upper ones a hair's breadth below (as in a real blink's
-    # landmarks: the test subjects' blinks cross by up to 0.007 px)
     below = torch.tensor([0.0, 0.005])
     lt[:, [37, 38], :] = lt[:, [41, 40], :] + below
     lt[:, [43, 44], :] = lt[:, [47, 46], :] + below
     lt[:, [61, 62, 63], :] = lt[:, [67, 66, 65], :] + below
-    assert _folds(tps_flow(l0, lt, size, size))
-    assert not _folds(face_flow(l0, lt, size, size))
+    return l0, lt
+
+
+def test_a_closing_eye_and_mouth_do_not_fold_the_face():
+    """The spline of the bare 68 points asks one pixel to come from two places and folds the face
+    there (rings round a blinking eye); the face's spline, its lids held apart, does not, and
+    the lids still come down to LID_GAP of their gap."""
+    l0, lt = _closing_face()
+    assert _folds(tps_flow(l0, lt, 64, 64))
+    assert not _folds(face_flow(l0, lt, 64, 64))
+    _, held = hold_apart(l0, lt, FACE68_LID_PAIRS, LID_GAP)
+    for upper, lower in FACE68_LID_PAIRS:
+        gap = (held[0, lower] - held[0, upper]).norm()
+        torch.testing.assert_close(gap, LID_GAP * (l0[0, lower] - l0[0, upper]).norm())
+
+
+def test_hold_apart_keeps_a_closing_pair_apart_and_lays_a_shut_one_along_the_target():
+    source = torch.tensor(
+        [[[0.0, 0.0], [0.0, 4.0], [10.0, 0.0], [10.0, 0.1], [20.0, 0.0], [20.0, 2.0]]]
+    )
+    target = torch.tensor(
+        [[[1.0, 1.0], [1.0, 0.8], [12.0, 0.0], [12.0, 3.0], [20.0, 0.0], [20.0, 3.0]]]
+    )
+    held_source, held_target = hold_apart(source, target, ((0, 1), (2, 3), (4, 5)), 0.25)
+    # crossed in the target: a quarter of the source's 4 px, about the target pair's middle
+    torch.testing.assert_close(held_target[0, :2], torch.tensor([[1.0, 0.4], [1.0, 1.4]]))
+    # shut in the source (0.1 px < CLOSED): laid along the target's opening, CLOSED apart
+    laid = torch.tensor([[10.0, 0.05 - CLOSED / 2], [10.0, 0.05 + CLOSED / 2]])
+    torch.testing.assert_close(held_source[0, 2:4], laid)
+    # opening wider than the source: left as it is
+    torch.testing.assert_close(held_source[0, 4:], source[0, 4:])
+    torch.testing.assert_close(held_target[0, 2:], target[0, 2:])
+    torch.testing.assert_close(held_source[0, :2], source[0, :2])
+    assert source[0, 2, 1] == 0.0  # the inputs are left as they were
+
+
+def test_each_lid_point_is_in_one_pair_and_steers_the_spline():
+    points = [i for pair in FACE68_LID_PAIRS for i in pair]
+    assert len(points) == len(set(points)) and set(points) <= set(FACE68_SPLINE_POINTS)
 
 
 def test_a_bad_value_is_refused_and_the_warp_is_part_of_the_identity():

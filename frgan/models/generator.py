@@ -19,8 +19,8 @@ the structure map reaches the output at full size only linearly (a teeth band or
 a pixel or two high must otherwise come through the half-size decoder, blurred).
 
 With `landmark_warp`, the flow starts from the thin-plate spline that carries the source's 68
-landmarks l0 onto the target's lt (frgan/models/tps.py; all but the points that meet when a lid
-or the lips close: face_flow), and the head's flow, if any, corrects it: x0 becomes
+landmarks l0 onto the target's lt (frgan/models/tps.py face_flow: a closing lid held a slit
+apart so that a blink cannot fold it), and the head's flow, if any, corrects it: x0 becomes
 warp(x0, spline + flow). The structure maps are drawn from those landmarks, so the spline moves
 each lip corner, lid and brow where the target has it, which the decoder would otherwise have
 to paint through its blur; what the source does not show (a mouth's cavity, teeth) is still

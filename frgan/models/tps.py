@@ -7,20 +7,29 @@ t are the target's landmarks and s the source's (pixels, the project's conventio
 has its centre at (j + 0.5, i + 0.5)); SMOOTHING λ relaxes the interpolation (K + λI), which
 also keeps the system solvable when two landmarks coincide (a closed mouth's inner lips). The
 flow f(p) − p is what frgan.models.warp.warp takes: warp(x0, flow)[p] = x0[f(p)].
-face_flow is the spline of a face's 68 landmarks, FACE68_SPLINE_POINTS of them.
+face_flow is the spline of a face's landmarks, FACE68_SPLINE_POINTS of them, with the lids held
+apart in the target so that a blink cannot fold it (hold_apart).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 SMOOTHING = 1e-3
-# The 68 landmarks that steer a face's spline: all but the lower lids (40, 41, 46, 47) and the
-# inner lips' corners and lower half (60, 64, 65-67), which meet the upper ones when a lid or
-# the lips close. Two target points that meet while their source points do not ask one pixel
-# to come from two places, and the spline folds the face around them (rings round a blinking
-# eye); without them the upper lid and lip move, and the rest follows smoothly.
-FACE68_SPLINE_POINTS = tuple(i for i in range(68) if i not in (40, 41, 46, 47, 60, 64, 65, 66, 67))
+# The lids' (upper, lower) pairs. Two target points that meet while their source points do not
+# ask one pixel to come from two places, and the spline folds the face round them (rings round
+# a blinking eye), so a closing lid keeps LID_GAP of its source gap in the spline's target
+# (hold_apart): the eye is squeezed to a slit the generator closes, and nothing folds.
+FACE68_LID_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
+LID_GAP = 0.4
+# All but the inner lips' corners and lower half: a shut source mouth has no cavity to stretch,
+# and held apart like the lids they made the mouth open less on anger
+# (docs/expression/blinks/comparison.md).
+FACE68_SPLINE_POINTS = tuple(i for i in range(68) if i not in (60, 64, 65, 66, 67))
+# pixels: a pair closer than this in the source is shut
+CLOSED = 1.0
 
 
 def _radial(squared_distances: torch.Tensor) -> torch.Tensor:
@@ -28,11 +37,60 @@ def _radial(squared_distances: torch.Tensor) -> torch.Tensor:
     return squared_distances * torch.log(squared_distances.clamp_min(1e-12))
 
 
-def face_flow(l0: torch.Tensor, lt: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def _pixel_centres(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """[2,H,W]: each pixel's centre (x, y), in the dtype and on the device of `like`."""
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=like.dtype, device=like.device) + 0.5,
+        torch.arange(width, dtype=like.dtype, device=like.device) + 0.5,
+        indexing="ij",
+    )
+    return torch.stack([xs, ys])
+
+
+def face_flow(
+    l0: torch.Tensor, lt: torch.Tensor, height: int, width: int, lid_gap: float = LID_GAP
+) -> torch.Tensor:
     """[B,2,H,W]: the backward flow of the spline taking the face's 68 landmarks lt [B,68,2]
-    to l0, steered by FACE68_SPLINE_POINTS."""
+    (its lids held lid_gap apart) to l0, steered by FACE68_SPLINE_POINTS."""
+    source, target = hold_apart(l0[..., :2], lt[..., :2], FACE68_LID_PAIRS, lid_gap)
     points = list(FACE68_SPLINE_POINTS)
-    return tps_flow(l0[:, points], lt[:, points], height, width)
+    return tps_flow(source[:, points], target[:, points], height, width)
+
+
+def hold_apart(
+    source: torch.Tensor,
+    target: torch.Tensor,
+    pairs: Sequence[tuple[int, int]],
+    fraction: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(source, target) [B,N,2] with each pair (a, b) of points (each point in one pair at most)
+    made safe for the spline, so that no pair is turned over from one side to the other.
+    A pair open in the source is moved apart in the target, symmetrically along its source
+    direction s_b − s_a, as far as needed to keep `fraction` of its source separation along it.
+    A pair closer than CLOSED in the source (a photo's shut eyes), whose order is noise, is laid
+    along the target's direction instead, about its midpoint, as far apart as the target's
+    (CLOSED at most): an opening eye is then stretched from a thin band, not from a line."""
+    first, second = (list(points) for points in zip(*pairs, strict=True))
+    source_apart = source[:, second] - source[:, first]
+    target_apart = target[:, second] - target[:, first]
+    source_length = source_apart.norm(dim=-1, keepdim=True)
+    target_length = target_apart.norm(dim=-1, keepdim=True)
+    shut = source_length < CLOSED
+
+    target_direction = target_apart / target_length.clamp_min(1e-6)
+    half = target_direction * target_length.clamp_max(CLOSED) / 2
+    middle = (source[:, first] + source[:, second]) / 2
+    source = source.clone()
+    source[:, first] = torch.where(shut, middle - half, source[:, first])
+    source[:, second] = torch.where(shut, middle + half, source[:, second])
+
+    direction = torch.where(shut, 0.0, source_apart / source_length.clamp_min(CLOSED))
+    gap = (target_apart * direction).sum(-1, keepdim=True)
+    shift = direction * (fraction * source_length - gap).clamp_min(0) / 2
+    target = target.clone()
+    target[:, first] -= shift
+    target[:, second] += shift
+    return source, target
 
 
 def tps_flow(
@@ -67,13 +125,18 @@ def _solve(source: torch.Tensor, target: torch.Tensor, height: int, width: int) 
     rhs = torch.cat([source, target.new_zeros(batch, 3, 2)], dim=1)
     coefficients = torch.linalg.solve(system, rhs)  # [B,N+3,2]
 
-    ys, xs = torch.meshgrid(
-        torch.arange(height, dtype=target.dtype, device=target.device) + 0.5,
-        torch.arange(width, dtype=target.dtype, device=target.device) + 0.5,
-        indexing="ij",
-    )
-    pixels = torch.stack([xs, ys], dim=-1).reshape(1, -1, 2).expand(batch, -1, -1)
+    pixels = _pixel_centres(height, width, target).reshape(2, -1).T.expand(batch, -1, -1)
     kernel = _radial(torch.cdist(pixels, target).square())  # [B,HW,N]
     mapped = kernel @ coefficients[:, :count] + pixels @ coefficients[:, count + 1 :]
     mapped = mapped + coefficients[:, count : count + 1]
     return (mapped - pixels).reshape(batch, height, width, 2).permute(0, 3, 1, 2)
+
+
+def least_jacobian(flow: torch.Tensor) -> torch.Tensor:
+    """[B]: the least Jacobian determinant (finite differences) of the backward map
+    p -> p + flow(p) of flow [B,2,H,W]. Below 0 the map turns over there: a pixel's neighbours
+    come from the source in the wrong order, and the picture is folded."""
+    mapped = flow + _pixel_centres(*flow.shape[-2:], flow)
+    dx = mapped[..., :-1, 1:] - mapped[..., :-1, :-1]
+    dy = mapped[..., 1:, :-1] - mapped[..., :-1, :-1]
+    return (dx[:, 0] * dy[:, 1] - dx[:, 1] * dy[:, 0]).flatten(1).min(dim=1).values
