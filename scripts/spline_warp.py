@@ -170,6 +170,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=128)
     add_docs_option(parser, DOCS_BLINKS)
     args = parser.parse_args(argv)
+    if any(not 0 < gap <= 1 for gap in args.lid_gaps):
+        raise ConfigError(
+            f"--lid-gaps {' '.join(map(str, args.lid_gaps))}: each gap is the part of a lid's "
+            "source gap the spline keeps, a number in (0, 1]"
+        )
 
     pairs = load_pairs(args.shard_dir, args.splits)
     blinks = int(pairs["blink"].sum())

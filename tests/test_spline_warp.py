@@ -23,3 +23,6 @@ def test_the_page_counts_every_pair_for_each_spline(tiny_data_dir, tmp_path, cap
     with pytest.raises(SystemExit) as stop:
         script.main(["--shard-dir", str(shard_dir), "--splits", "nosuch"])
     assert stop.value.code == 2 and "no shards of the splits nosuch" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        script.main(["--shard-dir", str(shard_dir), "--lid-gaps", "-1"])
+    assert stop.value.code == 2 and "a number in (0, 1]" in capsys.readouterr().err
