@@ -36,15 +36,23 @@ from frgan.data.datasets import face68_points, to_image_tensor
 from frgan.data.shards import load_manifest, read_shard, shard_location
 from frgan.errors import ConfigError
 from frgan.metrics.expression import blink_frames
+from frgan.metrics.image import DATA_RANGE, masked_mean
 from frgan.metrics.regions import REGIONS, region_masks
-from frgan.models.tps import FACE68_SPLINE_POINTS, LID_GAP, face_flow, least_jacobian, tps_flow
+from frgan.models.tps import (
+    FACE68_LID_PAIRS,
+    FACE68_SPLINE_POINTS,
+    LID_GAP,
+    face_flow,
+    least_jacobian,
+    tps_flow,
+)
 from frgan.models.warp import warp
 from frgan.utils.cli import report_user_errors
 from frgan.utils.results_page import Table, add_docs_option, text_table, write_results_page
 
 DEPTHS = (0.0, -0.1)
 DOCS_BLINKS = Path("docs/expression/blinks")
-LOWER_LIDS = (40, 41, 46, 47)
+LOWER_LIDS = tuple(lower for _, lower in FACE68_LID_PAIRS)
 KINDS = ("blink", "other")
 Spline = Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]
 
@@ -98,10 +106,9 @@ def measure(spline: Spline, pairs: dict, batch: int, advance: Callable[[int], No
         window = slice(start, start + batch)
         flow = spline(pairs["l0"][window], pairs["lt"][window], size, size)
         minima.append(least_jacobian(flow))
-        squared = (warp(pairs["x0"][window], flow) - pairs["xt"][window]).square().mean(1)
+        squared = (warp(pairs["x0"][window], flow) - pairs["xt"][window]).square()
         for region, mask in region_masks(pairs["lt"][window], size, size).items():
-            mask = mask[:, 0].float()
-            errors[region].append((squared * mask).sum((1, 2)) / mask.sum((1, 2)).clamp_min(1))
+            errors[region].append(masked_mean(squared, mask))
         advance(len(flow))
     minimum = torch.cat(minima).numpy()
     selections = {"blink": pairs["blink"], "other": ~pairs["blink"]}
@@ -125,8 +132,11 @@ def _share(flags: np.ndarray) -> float | None:
 
 
 def _psnr(squared_errors: np.ndarray) -> float | None:
-    """PSNR of frames in [-1, 1] (peak-to-peak 2) from their mean squared errors."""
-    return 10 * math.log10(4 / float(squared_errors.mean())) if squared_errors.size else None
+    """PSNR of frames in [-1, 1] from their mean squared errors (an empty region's NaN skipped),
+    pooled over the frames."""
+    if not np.isfinite(squared_errors).any():
+        return None
+    return 10 * math.log10(DATA_RANGE**2 / float(np.nanmean(squared_errors)))
 
 
 def _percent(value: float | None) -> str:
