@@ -82,9 +82,11 @@ def test_the_default_has_the_expression_levers_and_the_papers_recipe_has_none(tm
     for overrides in ([], ["experiment=cpu_long"]):
         cfg = compose_config("train.yaml", overrides, run_dir=tmp_path)
         assert cfg.data.structure == "normal_parts" and cfg.model.landmark_warp is True
+        assert cfg.model.mouth_interior is True
         assert dict(cfg.model.region_weights) == {"mouth": 0.3, "eyes_brows": 0.3}
     paper = compose_config("train.yaml", ["experiment=mug64_paper"], run_dir=tmp_path)
     assert (paper.data.structure, paper.model.landmark_warp) == ("normal", False)
+    assert paper.model.mouth_interior is False
     assert paper.model.region_weights is None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import imageio.v3 as imageio
 import pytest
 from conftest import load_script
 
@@ -19,7 +20,7 @@ def test_mouth_colours_measure_each_part_of_the_truth_and_of_the_forecast(finish
             assert 0 <= cells["truth_mean"] <= 1 and 0 <= cells["model_mean"] <= 1
             assert cells["truth_spread"] > 0 and cells["model_spread"] >= 0
 
-    out = tmp_path / "figures.json"
+    out = tmp_path / "bench" / "figures.json"
     colours.main(
         [
             f"tiny={finished_run}",
@@ -27,13 +28,19 @@ def test_mouth_colours_measure_each_part_of_the_truth_and_of_the_forecast(finish
             "--out",
             str(out),
             "--docs",
-            str(tmp_path),
+            str(tmp_path / "docs"),  # a folder that does not exist yet
         ]
     )
     assert json.loads(out.read_text())["split"] == "test"
-    page = (tmp_path / "mouth_colours.md").read_text()
+    page = (tmp_path / "docs" / "mouth_colours.md").read_text()
     assert "tiny: mean / spread" in page and "again: mean / spread" in page
-    figures = json.loads((tmp_path / "mouth_colours.json").read_text())
+    for folder in (tmp_path / "docs", out.parent):  # the pictures, beside the page and --out
+        crops = imageio.imread(folder / "mouth_crops.png")
+        assert crops.shape[1] % (3 * colours.ZOOM) == 0 and crops.shape[0] > 16
+        # the tiny run is the default's generator, with the learnt mouth interior
+        interior = imageio.imread(folder / "mouth_interior_tiny.png")
+        assert interior.shape[0] == 16 + 16 * colours.ZOOM
+    figures = json.loads((tmp_path / "docs" / "mouth_colours.json").read_text())
     assert figures["figures"]["results"]["tiny"] == figures["figures"]["results"]["again"]
     with pytest.raises(SystemExit):
         colours.main([str(finished_run)])  # no NAME=

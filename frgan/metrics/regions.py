@@ -20,9 +20,12 @@ import torch.nn.functional as F
 
 REGIONS = ("mouth", "eyes_brows", "face_rest")
 DEFAULT_DILATE = 2
+COVERAGE_SAMPLES = 2  # per side of a pixel, for polygon_coverage
+SHUT_AREA = 0.25  # pixels²: an inner lip ring enclosing less is a closed mouth
 
 _MOUTH = list(range(48, 60))
-_INNER_LIPS = list(range(60, 68))
+# the inner lip ring: the left corner, the upper lip, the right corner, the lower lip
+INNER_LIPS = tuple(range(60, 68))
 _LEFT_EYE_BROW = [17, 18, 19, 20, 21, 39, 40, 41, 36]
 _RIGHT_EYE_BROW = [22, 23, 24, 25, 26, 45, 46, 47, 42]
 _FACE = list(range(17)) + list(range(26, 16, -1))
@@ -77,4 +80,31 @@ def mouth_opening_mask(landmarks: torch.Tensor, height: int, width: int) -> torc
     """bool [B,1,H,W]: the pixels inside the inner lip ring of 68-point landmarks [B,68,≥2],
     grown by 1 px so the inner lip edges belong to it; empty where no pixel centre lies between
     the lips (a closed mouth)."""
-    return dilate(polygon_mask(landmarks[:, _INNER_LIPS, :2].float(), height, width), 1)
+    return dilate(polygon_mask(landmarks[:, list(INNER_LIPS), :2].float(), height, width), 1)
+
+
+def polygon_coverage(
+    polygon: torch.Tensor, height: int, width: int, samples: int = COVERAGE_SAMPLES
+) -> torch.Tensor:
+    """float [B,1,H,W] in [0, 1]: how much of each pixel the closed polygon [B,K,2] covers,
+    from samples × samples points per pixel (an anti-aliased polygon_mask)."""
+    fine = polygon_mask(polygon * samples, height * samples, width * samples)
+    return F.avg_pool2d(fine.float(), samples)
+
+
+def mouth_opening_coverage(landmarks: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """float [B,1,H,W]: how much of each pixel lies inside the inner lip ring of 68-point
+    landmarks [B,68,≥2]; 0 everywhere for a ring enclosing less than SHUT_AREA, which is not
+    rasterised (most sources and many targets are closed mouths)."""
+    rings = landmarks[:, list(INNER_LIPS), :2].float()
+    coverage = rings.new_zeros(rings.shape[0], 1, height, width)
+    opened = polygon_area(rings) >= SHUT_AREA
+    if opened.any():
+        coverage[opened] = polygon_coverage(rings[opened], height, width)
+    return coverage
+
+
+def polygon_area(polygon: torch.Tensor) -> torch.Tensor:
+    """[B]: the area enclosed by the closed polygon [B,K,2] (shoelace formula, unsigned)."""
+    x, y = polygon[..., 0], polygon[..., 1]
+    return (x * y.roll(-1, dims=-1) - x.roll(-1, dims=-1) * y).sum(-1).abs() / 2

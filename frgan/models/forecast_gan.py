@@ -95,6 +95,7 @@ class ForecastGAN(GANModule):
         opening_weight: float = 0.0,
         ssim_weight: float = 0.0,
         landmark_warp: bool = False,
+        mouth_interior: bool = False,
     ):
         """
         preset: width preset name ("paper", "small", "tiny") or a mapping
@@ -122,6 +123,9 @@ class ForecastGAN(GANModule):
         landmark_warp: the flow starts from the thin-plate spline that carries the source's
             landmarks "l0" onto the target's "lt" (both then needed in every batch), see
             frgan/models/generator.py; part of the identity.
+        mouth_interior: a learnt texture of the mouth's inside fills the target's mouth opening
+            in the moved source where the source shows none (frgan/models/mouth_interior.py;
+            needs "l0" and "lt"); part of the identity.
         region_weights: {region: weight} adds weight·(mean |x̂ − xt| over that face region of
             the target's landmarks) to the L1 term, per region (REGIONS): a mouth a few
             hundred pixels large then counts as much as the whole frame does at weight 1.
@@ -150,6 +154,7 @@ class ForecastGAN(GANModule):
         check_number("model.part_feature_matching", part_feature_matching, least=0)
         check_int("model.head_blocks", head_blocks, 0)
         check_choice("model.landmark_warp", landmark_warp, (False, True))
+        check_choice("model.mouth_interior", mouth_interior, (False, True))
         check_number("model.change_weight", change_weight, least=0)
         check_number("model.gradient_weight", gradient_weight, least=0)
         check_number("model.opening_weight", opening_weight, least=0)
@@ -163,7 +168,13 @@ class ForecastGAN(GANModule):
         self.check_training_options()
         arch = architecture(preset, image_size)
         self.generator = Generator(
-            arch, residual, warp, head_blocks, tuple(part_refiners or ()), landmark_warp
+            arch,
+            residual,
+            warp,
+            head_blocks,
+            tuple(part_refiners or ()),
+            landmark_warp,
+            mouth_interior,
         )
         self.critic = Critic(arch)
         self.part_critics = nn.ModuleDict(
@@ -298,6 +309,7 @@ class ForecastGAN(GANModule):
             (self.reader_weights, "part_readers", "null", target),
             (self.hparams.opening_weight, "opening_weight", "0", target),
             (self.generator.landmark_warp, "landmark_warp", "false", both),
+            (self.generator.mouth_interior is not None, "mouth_interior", "false", both),
         ):
             if on and not set(keys) <= set(batch):
                 raise ValueError(
@@ -378,6 +390,7 @@ class ForecastGAN(GANModule):
                 else {}
             ),
             **({"landmark_warp": True} if self.generator.landmark_warp else {}),
+            **({"mouth_interior": True} if self.generator.mouth_interior is not None else {}),
             **structure_identity(self.hparams),
             **({"part_critics": sorted(self.part_weights)} if self.part_weights else {}),
             **({"part_readers": sorted(self.reader_weights)} if self.reader_weights else {}),

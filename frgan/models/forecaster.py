@@ -95,5 +95,6 @@ def build_forecaster(identity: Mapping[str, Any]) -> nn.Module:
         identity.get("head_blocks", 0),
         identity.get("part_refiners", ()),
         identity.get("landmark_warp", False),
+        identity.get("mouth_interior", False),
     )
     return generator.requires_grad_(False).eval()

@@ -26,6 +26,11 @@ each lip corner, lid and brow where the target has it, which the decoder would o
 to paint through its blur; what the source does not show (a mouth's cavity, teeth) is still
 the residual's to paint.
 
+With `mouth_interior`, a learnt texture of the mouth's inside in the opening's own coordinates
+(teeth, the cavity: frgan/models/mouth_interior.py) fills the target's mouth opening in the moved
+source where the source shows no opening of its own, so the residual edits teeth that are
+already there instead of painting them from the lips.
+
 With `part_refiners` (mouth, eyes_brows), a small network of its own repaints each part's
 window of the composited frame (frgan/models/part_refiner.py); `frame` is then the refined one.
 
@@ -47,6 +52,7 @@ from torch import nn
 
 from frgan.models.blocks import UpBlock, conv3x3
 from frgan.models.encoder import Encoder
+from frgan.models.mouth_interior import MouthInterior
 from frgan.models.part_refiner import WINDOWS, PartRefiner, refine_parts
 from frgan.models.presets import Architecture, architecture
 from frgan.models.tps import face_flow
@@ -102,10 +108,12 @@ class Generator(nn.Module):
         head_blocks: int = 0,
         part_refiners: Sequence[str] = (),
         landmark_warp: bool = False,
+        mouth_interior: bool = False,
     ):
         super().__init__()
         check_choice("model.residual", residual, RESIDUALS)
         self.landmark_warp = bool(landmark_warp)
+        self.mouth_interior = MouthInterior() if mouth_interior else None
         for part in part_refiners:
             check_choice("model.part_refiners", part, tuple(WINDOWS))
         ch, levels = arch.channels, arch.levels
@@ -152,9 +160,10 @@ class Generator(nn.Module):
         head_blocks: int = 0,
         part_refiners: Sequence[str] = (),
         landmark_warp: bool = False,
+        mouth_interior: bool = False,
     ) -> Generator:
         arch = architecture(preset, image_size)
-        return cls(arch, residual, warp, head_blocks, part_refiners, landmark_warp)
+        return cls(arch, residual, warp, head_blocks, part_refiners, landmark_warp, mouth_interior)
 
     def head(
         self, features: torch.Tensor
@@ -182,9 +191,11 @@ class Generator(nn.Module):
         """x0 source frame, s0 its structure map, st target structure map: [B,3,H,W] in [-1,1];
         l0, lt their 68 landmarks [B,68,2] (pixels), needed with landmark_warp."""
         prior = None
+        if (self.landmark_warp or self.mouth_interior is not None) and (l0 is None or lt is None):
+            raise ValueError(
+                "a generator with landmark_warp or mouth_interior needs the landmarks l0 and lt"
+            )
         if self.landmark_warp:
-            if l0 is None or lt is None:
-                raise ValueError("a generator with landmark_warp needs the landmarks l0 and lt")
             prior = face_flow(l0, lt, x0.shape[-2], x0.shape[-1])
         z_image, image_skips = self.image_encoder(x0)
         # one pass of the shared encoder over both structure maps (it has no batch norm)
@@ -220,6 +231,8 @@ class Generator(nn.Module):
             flow = learnt if prior is None else prior + learnt
         if flow is not None:
             source = warp(x0, flow)
+        if self.mouth_interior is not None:
+            source = self.mouth_interior(source, l0, lt, flow)
         mask = torch.sigmoid(mask_logit)
         if self.residual == "edit":
             h = h + torch.atanh(source.clamp(-_EDIT_LIMIT, _EDIT_LIMIT))

@@ -37,7 +37,7 @@ def _radial(squared_distances: torch.Tensor) -> torch.Tensor:
     return squared_distances * torch.log(squared_distances.clamp_min(1e-12))
 
 
-def _pixel_centres(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+def pixel_centres(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
     """[2,H,W]: each pixel's centre (x, y), in the dtype and on the device of `like`."""
     ys, xs = torch.meshgrid(
         torch.arange(height, dtype=like.dtype, device=like.device) + 0.5,
@@ -125,7 +125,7 @@ def _solve(source: torch.Tensor, target: torch.Tensor, height: int, width: int) 
     rhs = torch.cat([source, target.new_zeros(batch, 3, 2)], dim=1)
     coefficients = torch.linalg.solve(system, rhs)  # [B,N+3,2]
 
-    pixels = _pixel_centres(height, width, target).reshape(2, -1).T.expand(batch, -1, -1)
+    pixels = pixel_centres(height, width, target).reshape(2, -1).T.expand(batch, -1, -1)
     kernel = _radial(torch.cdist(pixels, target).square())  # [B,HW,N]
     mapped = kernel @ coefficients[:, :count] + pixels @ coefficients[:, count + 1 :]
     mapped = mapped + coefficients[:, count : count + 1]
@@ -136,7 +136,7 @@ def least_jacobian(flow: torch.Tensor) -> torch.Tensor:
     """[B]: the least Jacobian determinant (finite differences) of the backward map
     p -> p + flow(p) of flow [B,2,H,W]. Below 0 the map turns over there: a pixel's neighbours
     come from the source in the wrong order, and the picture is folded."""
-    mapped = flow + _pixel_centres(*flow.shape[-2:], flow)
+    mapped = flow + pixel_centres(*flow.shape[-2:], flow)
     dx = mapped[..., :-1, 1:] - mapped[..., :-1, :-1]
     dy = mapped[..., 1:, :-1] - mapped[..., :-1, :-1]
     return (dx[:, 0] * dy[:, 1] - dx[:, 1] * dy[:, 0]).flatten(1).min(dim=1).values
