@@ -56,11 +56,11 @@ FULL = 0.9  # a pixel belongs to a part the part covers more than this much of
 APEX_FRAMES = 3
 
 
-def apex_forecasts(path: Path, split: str) -> Iterator[tuple[str, str, dict, torch.Tensor]]:
+def apex_forecasts(
+    checkpoint: Path, model: torch.nn.Module, split: str
+) -> Iterator[tuple[str, str, dict, torch.Tensor]]:
     """(expression, subject, the dataset's pair, the forecast [3,H,W]) at each apex frame of
-    the split's takes, with the model of the run at `path`."""
-    checkpoint = find_checkpoint(path)
-    model = load_model(checkpoint)
+    the split's takes (the data `checkpoint`'s run trained on), by `model`, its model."""
     config = OmegaConf.load(training_config_path(checkpoint))
     config.data.num_workers = 0
     data = instantiate(config.data)
@@ -105,7 +105,8 @@ def measure(forecasts: Iterable[tuple[str, str, dict, torch.Tensor]]) -> dict:
 
 def measure_run(path: Path, split: str) -> dict:
     """measure() of the run at `path` on `split`."""
-    return measure(apex_forecasts(path, split))
+    checkpoint = find_checkpoint(path)
+    return measure(apex_forecasts(checkpoint, load_model(checkpoint), split))
 
 
 def mouth_window(frame: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
@@ -146,10 +147,10 @@ def crop_sheet(forecasts: dict[str, list[tuple[str, str, dict, torch.Tensor]]]) 
     return np.concatenate([caption(label, width), *rows])
 
 
-def interior_sheet(path: Path) -> np.ndarray | None:
-    """uint8 [H,W,3] at ZOOM: the learnt mouth interior of the run at `path`, one texture per
+def interior_sheet(model: torch.nn.Module) -> np.ndarray | None:
+    """uint8 [H,W,3] at ZOOM: the learnt mouth interior of a ForecastGAN, one texture per
     openness from shut to OPENNESS_MAX (frgan/models/mouth_interior.py); None without one."""
-    interior = load_model(find_checkpoint(path)).sampling_generator.mouth_interior
+    interior = model.sampling_generator.mouth_interior
     if interior is None:
         return None
     textures = interior.texture().detach()[0].unbind(dim=1)  # each [3, v, u]
@@ -196,7 +197,11 @@ def main(argv: list[str] | None = None) -> None:
     add_docs_option(parser, Path("docs/expression"))
     args = parser.parse_args(argv)
     runs = dict(named_folder(argument, "RUN") for argument in args.runs)
-    forecasts = {name: list(apex_forecasts(path, args.split)) for name, path in runs.items()}
+    checkpoints = {name: find_checkpoint(path) for name, path in runs.items()}
+    models = {name: load_model(checkpoint) for name, checkpoint in checkpoints.items()}
+    forecasts = {
+        name: list(apex_forecasts(checkpoints[name], models[name], args.split)) for name in runs
+    }
     results = {name: measure(items) for name, items in forecasts.items()}
     page = table(results)
     print(page.caption)
@@ -205,8 +210,8 @@ def main(argv: list[str] | None = None) -> None:
     payload = {"split": args.split, "runs": {name: str(path) for name, path in runs.items()}}
     write_json_atomic(args.out, payload | {"results": results})
     pictures = {"mouth_crops": crop_sheet(forecasts)}
-    for name, path in runs.items():
-        sheet = interior_sheet(path)
+    for name, model in models.items():
+        sheet = interior_sheet(model)
         if sheet is not None:
             pictures[f"mouth_interior_{slug(name)}"] = sheet
     for folder in (args.out.parent, args.docs):

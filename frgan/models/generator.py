@@ -139,6 +139,11 @@ class Generator(nn.Module):
             {part: PartRefiner(max(2 * ch[0], 16)) for part in part_refiners}
         )
 
+    @property
+    def needs_landmarks(self) -> bool:
+        """Whether forward needs the landmarks l0 and lt (landmark_warp, mouth_interior)."""
+        return self.landmark_warp or self.mouth_interior is not None
+
     def zero_flow(self) -> None:
         """Start the flow at zero everywhere, i.e. the warp as the identity, and the head
         blocks and part refiners as the identity (after init)."""
@@ -189,9 +194,10 @@ class Generator(nn.Module):
         lt: torch.Tensor | None = None,
     ) -> Forecast:
         """x0 source frame, s0 its structure map, st target structure map: [B,3,H,W] in [-1,1];
-        l0, lt their 68 landmarks [B,68,2] (pixels), needed with landmark_warp."""
+        l0, lt their 68 landmarks [B,68,2] (pixels), needed with landmark_warp or
+        mouth_interior (needs_landmarks)."""
         prior = None
-        if (self.landmark_warp or self.mouth_interior is not None) and (l0 is None or lt is None):
+        if self.needs_landmarks and (l0 is None or lt is None):
             raise ValueError(
                 "a generator with landmark_warp or mouth_interior needs the landmarks l0 and lt"
             )
