@@ -179,6 +179,23 @@ def _cross_mouth(expression: str | None) -> Read:
     return read
 
 
+def _fit_time(run: Run) -> Value | None:
+    """The training run's fit time, its training steps and validation beside it: the run's own
+    timing.json (frgan/callbacks/timing.py), beside its checkpoint's run folder."""
+    checkpoint = (run.metrics.get("protocol") or {}).get("checkpoint")
+    if not checkpoint:
+        return None
+    path = training_config_path(Path(checkpoint)).parent.parent / "timing.json"
+    try:
+        timing = json.loads(path.read_text())
+        fit = float(timing["fit_s"])
+        steps, validation = (float(timing["seconds"][key]) for key in ("steps", "validation"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    text = f"{int(fit // 60)} min {fit % 60:.0f} s (steps {steps:.0f} s, validation {validation:.0f} s)"
+    return _number(fit, text)
+
+
 def comparison_rows(runs: Sequence[Run]) -> list[Row]:
     """The rows of the comparison, labels from the registry and the report."""
     copy_label = ROW_LABELS[COPY]
@@ -265,6 +282,14 @@ def comparison_rows(runs: Sequence[Run]) -> list[Row]:
                 _cross_mouth(expression),
             )
         )
+    rows.append(
+        Row(
+            "fit_time",
+            "training time, fit (the run's timing.json, on the machine as the run found it)",
+            LOWER,
+            _fit_time,
+        )
+    )
     return rows
 
 

@@ -104,11 +104,10 @@ def train_config(tiny_data_dir, tmp_path):
     return make
 
 
-def fit_quietly(model, root: Path, dataset, batch_size: int = 4, **trainer_options):
-    """Fit `model` on `dataset` (train and validation) with a quiet one-CPU trainer: 2 train
-    batches, 1 validation batch, no logger, checkpoints or bars; `trainer_options` override."""
+def quiet_trainer(root: Path, **trainer_options):
+    """A quiet one-CPU trainer: 2 train batches, 1 validation batch, no logger, checkpoints or
+    bars; `trainer_options` override."""
     import pytorch_lightning as pl
-    from torch.utils.data import DataLoader
 
     options = dict(
         default_root_dir=root,
@@ -124,7 +123,14 @@ def fit_quietly(model, root: Path, dataset, batch_size: int = 4, **trainer_optio
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer = pl.Trainer(**{**options, **trainer_options})
+    return pl.Trainer(**{**options, **trainer_options})
+
+
+def fit_quietly(model, root: Path, dataset, batch_size: int = 4, **trainer_options):
+    """Fit `model` on `dataset` (train and validation) with a quiet_trainer."""
+    from torch.utils.data import DataLoader
+
+    trainer = quiet_trainer(root, **trainer_options)
     loader = DataLoader(dataset, batch_size=batch_size)
     trainer.fit(model, loader, loader)
     return trainer
@@ -150,3 +156,12 @@ def wait_for(
         assert not ended, f"the command ended (status {ended}) before {path} appeared"
         assert time.monotonic() < deadline, f"{path} did not appear in {timeout} s"
         time.sleep(poll)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """DataLoader workers a test left running (persistent workers of a loader still referenced)
+    ignore SIGTERM, which is all multiprocessing sends them at exit before it waits for them:
+    the test process would wait forever after the last test. End them as the entry points do."""
+    from frgan.utils.stops import end_daemon_workers
+
+    end_daemon_workers()

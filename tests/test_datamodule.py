@@ -209,6 +209,34 @@ def test_refine_clips_and_retargeting(prepared):
     assert not any(s["retargeted"] for s in driven.datasets["val"].__getitems__([0, 1]))
 
 
+def test_val_stride_validates_every_nth_sample_of_each_take(prepared):
+    """The val loader reads samples 0, k, 2k, ... of every take, alike in memory and stream
+    mode; the test split and the sample loader (whole takes for the sample videos) stay whole."""
+
+    def samples(loader, key):
+        return sorted(
+            (take, int(t)) for b in loader for take, t in zip(b["take"], b[key], strict=True)
+        )
+
+    for mode in ("memory", "stream"):
+        datamodule = build_datamodule(prepared, mode=mode, val_stride=3)
+        datamodule.setup("fit")
+        whole = samples(datamodule.sample_dataloader(), "t")
+        assert len(whole) == datamodule.num_samples("val") == 4 * 4  # 4 takes of 4 frames
+        assert samples(datamodule.val_dataloader(), "t") == [p for p in whole if p[1] % 3 == 0]
+        datamodule.setup("test")
+        assert len(samples(datamodule.test_dataloader(), "t")) == datamodule.num_samples("test")
+    # refine clips (starts 0, 1 of each 4-frame take): every 2nd clip is the one at 0
+    clips = build_datamodule(
+        prepared, mode="memory", stage="refine", clip_length=3, clip_stride=1, val_stride=2
+    )
+    clips.setup("fit")
+    starts = samples(clips.val_dataloader(), "start")
+    assert starts == [(take, 0) for take, _ in starts] and len(starts) == 4
+    with pytest.raises(InstantiationException, match="data.val_stride"):
+        build_datamodule(prepared, val_stride=0)
+
+
 def test_corrupt_shard_is_named(prepared, tmp_path):
     import shutil
 

@@ -158,7 +158,27 @@ def test_rows_bold_the_best_value(table, tmp_path):
     assert find(rows, "blink frames on which the eyes close") == ["0 of 2", "**2 of 2**"]
     cross = "cross identity: mouth opening over the retargeted structure's, calibrated"
     assert find(rows, f"{cross}, driver surprise") == ["0.50x", "**1.25x**"]
-    assert len(rows) == 22
+    assert len(rows) == 23
+
+
+def test_the_fit_time_comes_from_the_training_runs_timing_json(table, tmp_path):
+    trained = tmp_path / "train_run"
+    (trained / "checkpoints").mkdir(parents=True)
+    write_json_atomic(
+        trained / "timing.json", {"fit_s": 447.4, "seconds": {"steps": 422.1, "validation": 19.1}}
+    )
+    folder = write_run(tmp_path / "a", 24.0, 0.8)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["protocol"]["checkpoint"] = str(trained / "checkpoints" / "epoch_002.ckpt")
+    write_json_atomic(folder / "metrics.json", metrics)
+    runs = [
+        table.load_run(f"timed={folder}"),
+        table.load_run(f"untimed={write_run(tmp_path / 'b', 24.0, 0.8)}"),
+    ]
+    assert find(rows_by_label(table, runs), "training time, fit") == [
+        "7 min 27 s (steps 422 s, validation 19 s)",
+        "—",
+    ]
 
 
 def test_a_run_without_the_expression_analysis_gets_dashes(table, tmp_path):

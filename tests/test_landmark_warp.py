@@ -3,7 +3,7 @@ spline before the generator paints (frgan/models/tps.py, frgan/models/generator.
 
 import pytest
 import torch
-from conftest import fit_quietly
+from conftest import fit_quietly, load_script
 from test_models import SIZE, RandomPairs
 
 from frgan.errors import ConfigError
@@ -55,6 +55,23 @@ def test_the_spline_carries_each_target_landmark_to_its_source_landmark():
     rows, columns = (target[0, :, 1] - 0.5).long(), (target[0, :, 0] - 0.5).long()
     landed = target[0] + flow[0, :, rows, columns].T
     torch.testing.assert_close(landed, source[0], atol=0.05, rtol=0)
+
+
+def test_the_spline_is_the_textbook_one_in_pieces_of_any_size():
+    """tps_flow (squared distances expanded, the kernel in PIXEL_CHUNK pieces) equals the
+    spline written out with cdist at once (the benchmark's plain formulation), for a frame
+    whose pixel count is no multiple of the piece and a landmark on a pixel centre."""
+    from frgan.models.tps import PIXEL_CHUNK
+
+    textbook_spline = load_script("bench_geometry").textbook_spline
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(3, 20, 2, generator=generator, dtype=torch.float64) * 30
+    source = target + torch.randn(3, 20, 2, generator=generator, dtype=torch.float64)
+    target[:, 1] = torch.tensor([10.5, 7.5], dtype=torch.float64)
+    height, width = 37, 29
+    assert height * width % PIXEL_CHUNK
+    flow = tps_flow(source, target, height, width)
+    assert torch.allclose(flow, textbook_spline(source, target, height, width), atol=1e-8)
 
 
 def test_points_of_different_shapes_are_refused():

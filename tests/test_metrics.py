@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
 from frgan import metrics
 from frgan.metrics import registry
@@ -145,6 +146,22 @@ def test_region_masks_cover_mouth_eyes_and_rest_disjointly():
     assert mouth_rows.min() <= lips[:, 1].min() and mouth_rows.max() >= lips[:, 1].max()
     with pytest.raises(ValueError, match="68-point"):
         region_masks(landmarks[:, :60], 64)
+
+
+def test_polygon_mask_agrees_with_testing_every_pixel_against_every_edge():
+    """The row-by-row crossing count is the even-odd rule of the plain per-pixel test (the
+    benchmark's): on random polygons, self-crossing, partly off the frame, with vertices on
+    pixel centres and horizontal edges."""
+    from frgan.metrics.regions import polygon_mask
+
+    per_pixel = load_script("bench_geometry").per_pixel_polygon_mask
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(60):
+        corners = int(torch.randint(3, 30, (), generator=generator))
+        polygon = torch.rand(8, corners, 2, generator=generator) * 60 - 6
+        if trial % 3 == 0:  # vertices on pixel centres and grid lines, horizontal edges
+            polygon = polygon.round() + 0.5 * (trial % 2)
+        assert torch.equal(polygon_mask(polygon, 40, 48), per_pixel(polygon, 40, 48))
 
 
 def test_luminance_weighs_the_channels_as_rec_601_and_keeps_leading_dimensions():

@@ -4,7 +4,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from conftest import compose_config, fit_quietly
+from conftest import compose_config, fit_quietly, quiet_trainer
 from torch.utils.data import Dataset
 
 from frgan.errors import ConfigError
@@ -442,6 +442,35 @@ def test_sample_media_writes_png_gif_mp4_and_logs_to_wandb(tmp_path, monkeypatch
     assert mp4.shape[:3] == (5, SIZE, 4 * SIZE)
     media = list((tmp_path / "wandb").glob("offline-run-*/files/media/*/samples/*"))
     assert {p.suffix for p in media} == {".png", ".mp4"}
+
+
+def test_sample_media_shows_the_whole_take_when_validation_reads_every_nth_frame(tmp_path):
+    """A datamodule whose val loader skips frames (data.val_stride) offers its whole takes
+    through sample_dataloader, and the sample video shows every frame."""
+    import imageio.v3 as iio
+    from torch.utils.data import DataLoader, Subset
+
+    from frgan.callbacks import SampleMedia
+
+    class StridedValidation(pl.LightningDataModule):
+        def train_dataloader(self):
+            return DataLoader(OneTake(), batch_size=4)
+
+        def val_dataloader(self):
+            return DataLoader(Subset(OneTake(), [0, 3]), batch_size=4)
+
+        def sample_dataloader(self):
+            return DataLoader(OneTake(), batch_size=4)
+
+    trainer = quiet_trainer(
+        tmp_path,
+        limit_train_batches=1,
+        limit_val_batches=1.0,
+        callbacks=[SampleMedia(rows=2, max_frames=6, formats=["gif"])],
+    )
+    trainer.fit(ForecastGAN(preset="tiny", image_size=SIZE), datamodule=StridedValidation())
+    gif = iio.imread(tmp_path / "samples" / "epoch_000.gif", index=None)
+    assert gif.shape[0] == len(OneTake()) == 6
 
 
 class PartlyRetargetedPairs(RandomPairs):

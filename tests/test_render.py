@@ -454,6 +454,31 @@ def test_face_parts_show_an_open_mouth_closed_eyes_and_brows_in_their_colours():
     np.testing.assert_array_equal(parts[0][:, away], plain[0][:, away])  # shape elsewhere untouched
 
 
+def test_part_coverage_counts_covered_subsamples_in_a_frame_of_any_shape():
+    from frgan.render.face68 import mean_face68
+    from frgan.render.parts import SUPERSAMPLE, part_coverage, part_layers, subsample_coverage
+
+    face = mean_face68(64, 64)
+    face[:, 0] -= 8  # the face in a frame 48 wide and 64 high
+    face[[61, 62, 63], 1] -= 1.5  # an open mouth
+    face[[65, 66, 67], 1] += 1.5
+    for name, coverage in part_coverage(face, 64, 48, teeth=True).items():
+        assert coverage.shape == (64, 48) and coverage.dtype == np.float32, name
+        counts = coverage * SUPERSAMPLE**2  # each pixel: how many of its subsamples are covered
+        np.testing.assert_allclose(counts, counts.round(), atol=1e-4)
+    block_mean = load_script("bench_geometry").block_mean_coverage
+    for layer in part_layers(face, 64, 48, teeth=True).values():
+        np.testing.assert_allclose(
+            subsample_coverage(layer, 64, 48), block_mean(layer, 64, 48), atol=1e-6
+        )
+    lips = part_coverage(face, 64, 48)["lips"]
+    rows, cols = np.indices(lips.shape) + 0.5
+    centre = np.array([(lips * cols).sum(), (lips * rows).sum()]) / lips.sum()
+    assert (
+        np.abs(centre - face[48:60, :2].mean(0)).max() < 1.5
+    )  # where the lips are, not transposed
+
+
 def test_teeth_fill_a_smiles_narrow_opening_and_part_where_the_jaw_drops():
     from frgan.data.structure import StructureRenderer
     from frgan.render.face68 import mean_face68

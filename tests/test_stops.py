@@ -232,3 +232,34 @@ def test_an_entry_point_that_returns_with_a_loaders_workers_alive_exits():
         timeout=60,
     )
     assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr
+
+
+def test_the_test_suite_exits_with_a_loaders_workers_alive(tmp_path):
+    """A test left a DataLoader's persistent workers running (they ignore SIGTERM, as the
+    project's loaders' do): pytest finished every test and then waited for them forever."""
+    (tmp_path / "conftest.py").write_text(
+        "import importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('suite', {str(REPO / 'tests' / 'conftest.py')!r})\n"
+        "suite = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(suite)\n"
+        "pytest_sessionfinish = suite.pytest_sessionfinish\n"
+    )
+    (tmp_path / "test_leaves_workers.py").write_text(
+        "from torch.utils.data import DataLoader\n"
+        "from frgan.utils.stops import ignore_stop_signals\n"
+        "LOADERS = []\n"
+        "def test_reads_once():\n"
+        "    loader = DataLoader(list(range(8)), batch_size=2, num_workers=2,\n"
+        "                        persistent_workers=True, worker_init_fn=ignore_stop_signals)\n"
+        "    assert len(list(loader)) == 4\n"
+        "    LOADERS.append((loader, iter(loader)))  # alive at exit, workers running\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout + done.stderr

@@ -68,7 +68,9 @@ def test_uneven_shards_no_rank_starves_or_runs_longer(prepared):  # noqa: F811
     counts, shards_read = [], []
     for rank in range(3):
         datamodule = _as_rank(
-            build_datamodule(prepared, mode="stream", num_workers=0, batch_size=6), rank, 3
+            build_datamodule(prepared, mode="stream", num_workers=0, batch_size=6, val_stride=1),
+            rank,
+            3,
         )
         loader = datamodule.train_dataloader()
         epochs = [[len(batch["take"]) for batch in loader] for _ in range(2)]

@@ -24,8 +24,10 @@ class SampleMedia(pl.Callback):
     The module says what a sample is (GANModule.select_sample, draw_sample,
     sample_columns): a forecast take (source | target structure | generated | ground
     truth) for stage 1, a clip (structure | ground truth | forecast | refined) for stage 2.
-    The sample is chosen from the first validation loader once and kept for every epoch,
-    so the pictures of successive epochs compare.
+    The sample is chosen once and kept for every epoch, so the pictures of successive epochs
+    compare: from the datamodule's sample_dataloader when it has one (FRGANDataModule's: every
+    frame of the val split, whatever data.val_stride validates), else the first validation
+    loader.
     """
 
     def __init__(
@@ -56,7 +58,7 @@ class SampleMedia(pl.Callback):
         if trainer.current_epoch % self.every_n_epochs:
             return
         if self._sample is None:
-            self._sample = pl_module.select_sample(_first_loader(trainer), self.max_frames)
+            self._sample = pl_module.select_sample(_sample_loader(trainer), self.max_frames)
             if self._sample is None:
                 return
         frames = self._draw(pl_module)  # [T, H, kW, 3] uint8
@@ -102,6 +104,9 @@ class SampleMedia(pl.Callback):
             logger.experiment.log({**media, "trainer/global_step": trainer.global_step})
 
 
-def _first_loader(trainer: pl.Trainer):
+def _sample_loader(trainer: pl.Trainer):
+    sample_dataloader = getattr(trainer.datamodule, "sample_dataloader", None)
+    if sample_dataloader is not None:
+        return sample_dataloader()
     loaders = trainer.val_dataloaders
     return loaders[0] if isinstance(loaders, (list, tuple)) else loaders

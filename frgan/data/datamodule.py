@@ -10,6 +10,7 @@ mode=auto picks memory when the decoded frames fit in `memory_limit_gb`.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from functools import partial
 from pathlib import Path
@@ -20,9 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning import LightningDataModule
 from pytorch_lightning.utilities.combined_loader import _shutdown_workers_and_reset_iterator
 from rich.console import Console
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, Subset, get_worker_info
 
-from frgan.data.datasets import DriverBank, clip_starts, make_samples
+from frgan.data.datasets import DriverBank, clip_starts, every_nth_of_each_take, make_samples
 from frgan.data.errors import DataError
 from frgan.data.prepare import (
     PrepareSettings,
@@ -89,6 +90,7 @@ class StreamingSamples(IterableDataset):
             seed,
         )
         self.retarget, self.driver_capacity = retarget, driver_capacity
+        self.stride = 1  # every stride-th sample of each take (see `strided`)
         self.passes = 0  # iterations started (epochs); each worker counts its own
         self.resume_at: tuple[int, int] | None = None  # see `resume`
 
@@ -98,13 +100,20 @@ class StreamingSamples(IterableDataset):
         self.passes = epoch
         self.resume_at = (batches, batch_size)
 
+    def strided(self, stride: int) -> StreamingSamples:
+        """A copy that yields every stride-th sample of each take (from its first)."""
+        strided = copy.copy(self)
+        strided.stride = stride
+        return strided
+
     def _expand(self, takes, seed: int):
         drivers = DriverBank()  # recent takes of other subjects drive the retargeting augmentation
         seeds = torch.Generator().manual_seed(seed)
         for take in takes:
             dataset = self.make_samples([take], drivers=drivers)
             draws = torch.randint(2**62, (len(dataset),), generator=seeds).tolist()
-            yield from dataset.__getitems__(list(zip(range(len(dataset)), draws, strict=True)))
+            keys = list(zip(range(len(dataset)), draws, strict=True))[:: self.stride]
+            yield from dataset.__getitems__(keys)
             if self.retarget:
                 drivers.add(take, self.driver_capacity)
 
@@ -172,6 +181,7 @@ class FRGANDataModule(LightningDataModule):
         structure_mesh: str = "face68",
         retarget_prob: float = 0.0,
         expression_sampling: float = 0.0,
+        val_stride: int = 1,
         shuffle_buffer: int = 2000,
         verify_checksums: bool = True,
         tolerate_short_shards: bool = False,
@@ -188,6 +198,7 @@ class FRGANDataModule(LightningDataModule):
             ("num_workers", num_workers, 0),
             ("clip_length", clip_length, 1),
             ("clip_stride", clip_stride, 1),
+            ("val_stride", val_stride, 1),
         ):
             check_int(f"data.{key}", value, least)
         check_number("data.retarget_prob", retarget_prob, least=0.0, most=1.0)
@@ -205,6 +216,7 @@ class FRGANDataModule(LightningDataModule):
         self.mode, self.memory_limit_gb = mode, float(memory_limit_gb)
         self.retarget_prob = float(retarget_prob)
         self.expression_sampling = float(expression_sampling)
+        self.val_stride = val_stride
         self.shuffle_buffer = int(shuffle_buffer)
         self.verify_checksums, self.pin_memory = bool(verify_checksums), bool(pin_memory)
         self.tolerate_short_shards = bool(tolerate_short_shards)
@@ -405,6 +417,12 @@ class FRGANDataModule(LightningDataModule):
             # one, which the model's random draws use (a resumed run draws them again)
             generator=torch.Generator().manual_seed(self.seed),
         )
+        if split == "val" and self.val_stride > 1:
+            dataset = (
+                Subset(dataset, every_nth_of_each_take(dataset.take_ids(), self.val_stride))
+                if map_style
+                else dataset.strided(self.val_stride)
+            )
         if split != "train":
             loader = DataLoader(dataset, **options)
             self._evaluation_loaders.append(loader)
@@ -495,6 +513,13 @@ class FRGANDataModule(LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
 
+    def sample_dataloader(self) -> DataLoader:
+        """The val split's samples in order, every one of them (val_stride does not apply), read
+        in this process: what a callback that shows whole held-out takes reads its first from."""
+        if "val" not in self.datasets:
+            self.setup("validate")
+        return DataLoader(self.datasets["val"], batch_size=self.per_process_batch_size())
+
     def summary(self) -> dict:
         """Counts per split and the reading mode, for logs."""
         return {
@@ -502,6 +527,7 @@ class FRGANDataModule(LightningDataModule):
             "image_size": self.image_size,
             "stage": self.stage,
             **{split: self.num_samples(split) for split in ("train", "val", "test")},
+            "val_stride": self.val_stride,
             "decoded_gb": round(self._decoded_gb(), 3),
             "skipped_takes": len(self.manifest["skipped"]),
         }

@@ -33,15 +33,21 @@ _FACE = list(range(17)) + list(range(26, 16, -1))
 
 def polygon_mask(polygon: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """bool [B,1,H,W]: pixel centres inside the closed polygon [B,K,2] (even-odd rule)."""
-    ys = torch.arange(height, dtype=polygon.dtype, device=polygon.device) + 0.5
-    xs = torch.arange(width, dtype=polygon.dtype, device=polygon.device) + 0.5
-    py, px = ys.view(1, height, 1, 1), xs.view(1, 1, width, 1)
-    x1, y1 = polygon[..., 0][:, None, None, :], polygon[..., 1][:, None, None, :]
+    batch = polygon.shape[0]
+    py = (torch.arange(height, dtype=polygon.dtype, device=polygon.device) + 0.5).view(1, -1, 1)
+    x1, y1 = polygon[..., 0][:, None, :], polygon[..., 1][:, None, :]
     x2, y2 = x1.roll(-1, dims=-1), y1.roll(-1, dims=-1)
-    spans = (y1 > py) != (y2 > py)
-    # x where the edge crosses the pixel's row; the where() keeps horizontal edges finite
+    spans = (y1 > py) != (y2 > py)  # [B,H,K]: the edges that cross each pixel row
+    # x where the edge crosses the row; the where() keeps horizontal edges finite
     crossing = x1 + (py - y1) * (x2 - x1) / torch.where(y2 == y1, torch.ones_like(y1), y2 - y1)
-    inside = (spans & (px < crossing)).sum(-1) % 2 == 1
+    # a centre j + 0.5 lies left of a crossing c for j < ceil(c - 0.5): each crossing edge
+    # counts for the columns before that, so a running sum of +1 at column 0 and -1 there
+    # counts every pixel's crossings to its right (in H*(W+K), not H*W*K)
+    ends = (crossing - 0.5).ceil().nan_to_num(0).clamp(0, width).long()
+    counts = polygon.new_zeros(batch, height, width + 1)
+    counts[..., 0] = spans.sum(-1)
+    counts.scatter_add_(-1, ends, -spans.to(counts.dtype))
+    inside = counts[..., :width].cumsum(-1) % 2 == 1
     return inside.unsqueeze(1)
 
 
