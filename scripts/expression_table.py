@@ -35,7 +35,7 @@ from frgan.evaluation.expression_report import (
 )
 from frgan.evaluation.expression_summary import COPY, NOISE_FLOOR
 from frgan.evaluation_report import format_cell
-from frgan.inference.model import training_config_path
+from frgan.inference.model import run_folder, training_config_path
 from frgan.metrics import registry
 from frgan.utils.cli import report_user_errors
 from frgan.utils.results_page import (
@@ -185,7 +185,7 @@ def _fit_time(run: Run) -> Value | None:
     checkpoint = (run.metrics.get("protocol") or {}).get("checkpoint")
     if not checkpoint:
         return None
-    path = training_config_path(Path(checkpoint)).parent.parent / "timing.json"
+    path = run_folder(Path(checkpoint)) / "timing.json"
     try:
         timing = json.loads(path.read_text())
         fit = float(timing["fit_s"])

@@ -23,7 +23,7 @@ from pytorch_lightning.utilities.combined_loader import _shutdown_workers_and_re
 from rich.console import Console
 from torch.utils.data import DataLoader, IterableDataset, Subset, get_worker_info
 
-from frgan.data.datasets import DriverBank, clip_starts, every_nth_of_each_take, make_samples
+from frgan.data.datasets import DriverBank, clip_starts, make_samples
 from frgan.data.errors import DataError
 from frgan.data.prepare import (
     PrepareSettings,
@@ -419,7 +419,10 @@ class FRGANDataModule(LightningDataModule):
         )
         if split == "val" and self.val_stride > 1:
             dataset = (
-                Subset(dataset, every_nth_of_each_take(dataset.take_ids(), self.val_stride))
+                Subset(
+                    dataset,
+                    np.flatnonzero(dataset.take_positions() % self.val_stride == 0).tolist(),
+                )
                 if map_style
                 else dataset.strided(self.val_stride)
             )

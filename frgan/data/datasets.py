@@ -111,15 +111,6 @@ def split_keys(keys: Sequence[int | tuple[int, int]]) -> tuple[list[int], list[i
     return [int(index) for index, _ in pairs], [seed for _, seed in pairs]
 
 
-def every_nth_of_each_take(take_ids: Sequence[int], stride: int) -> list[int]:
-    """Indices of the samples at positions 0, stride, 2·stride, … among their take's samples,
-    for samples listed take by take (their take index each)."""
-    take_ids = np.asarray(take_ids)
-    starts = np.flatnonzero(np.r_[True, take_ids[1:] != take_ids[:-1]]) if len(take_ids) else []
-    first = np.repeat(starts, np.diff(np.r_[starts, len(take_ids)]).astype(int))
-    return np.flatnonzero((np.arange(len(take_ids)) - first) % stride == 0).tolist()
-
-
 class ForecastPairs(_TakeDataset):
     """(x0, s0, xt, st) for every frame t of every take."""
 
@@ -144,9 +135,9 @@ class ForecastPairs(_TakeDataset):
             strengths.append(distance / distance.max() if distance.max() > 0 else distance)
         return np.concatenate(strengths) if strengths else np.zeros(0)
 
-    def take_ids(self) -> np.ndarray:
-        """Each pair's take index (pairs are listed take by take)."""
-        return self.locate(np.arange(len(self)))[0]
+    def take_positions(self) -> np.ndarray:
+        """Each pair's place among its take's pairs: its target frame."""
+        return self.locate(np.arange(len(self)))[1]
 
     def locate(self, indices) -> tuple[np.ndarray, np.ndarray]:
         """(take index, frame index) of each flat pair index."""
@@ -210,7 +201,7 @@ class RefineClips(_TakeDataset):
         self, takes, render, clip_length: int, clip_stride: int, retarget_prob=0.0, drivers=None
     ):
         super().__init__(takes, render, retarget_prob, drivers)
-        self.clip_length = int(clip_length)
+        self.clip_length, self.clip_stride = int(clip_length), int(clip_stride)
         self.clips = [
             (take_id, start)
             for take_id, take in enumerate(self.takes)
@@ -220,9 +211,9 @@ class RefineClips(_TakeDataset):
     def __len__(self) -> int:
         return len(self.clips)
 
-    def take_ids(self) -> np.ndarray:
-        """Each clip's take index (clips are listed take by take)."""
-        return np.array([take_id for take_id, _ in self.clips], dtype=np.int64)
+    def take_positions(self) -> np.ndarray:
+        """Each clip's place among its take's clips."""
+        return np.array([start for _, start in self.clips], dtype=np.int64) // self.clip_stride
 
     def __getitems__(self, keys: Sequence[int | tuple[int, int]]) -> list[dict]:
         samples = []

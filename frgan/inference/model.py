@@ -35,10 +35,16 @@ class TrainedModel:
     data_name: str | None  # the training data set's name (data.name), None when unknown
 
 
+def run_folder(checkpoint: Path) -> Path:
+    """The folder of the run that wrote `checkpoint` (<run>/checkpoints/*.ckpt, or beside it)."""
+    return (
+        checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    )
+
+
 def training_config_path(checkpoint: Path) -> Path:
     """Where the run that wrote `checkpoint` keeps its composed config."""
-    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    return run / ".hydra" / "config.yaml"
+    return run_folder(checkpoint) / ".hydra" / "config.yaml"
 
 
 def training_setting(checkpoint: Path, key: str) -> str | None:
